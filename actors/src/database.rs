@@ -1,0 +1,205 @@
+//! A project's connection pool, and the one way statements are sent.
+//!
+//! Every statement goes out as a single simple-protocol request that starts
+//! with `SET LOCAL statement_timeout`: one round trip, an unnamed statement
+//! (so it works through PgBouncer and Supavisor in transaction mode), and a
+//! timeout the server enforces. A client-side timeout on top catches a
+//! network that swallows packets; such a connection is thrown away.
+
+use std::fmt;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::{NoTls, SimpleQueryMessage};
+
+use crate::project::Project;
+
+/// At most this many connections per project: the three checks take turns.
+pub const MAX_CONNECTIONS: usize = 2;
+
+/// A project's database, as the checks use it.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool,
+    connect_timeout: Duration,
+    statement_timeout: Duration,
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Database").finish_non_exhaustive()
+    }
+}
+
+/// Why a statement did not run, in words an operator can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbError {
+    /// No connection: refused, timed out, lost, or no such host or database.
+    Unreachable(String),
+    /// The server refused our credentials.
+    Authentication(String),
+    /// A table, column or type is not what the monitor expects.
+    Schema(String),
+    /// The statement ran past the statement timeout.
+    Timeout(String),
+    /// Anything else the server or driver reported.
+    Query(String),
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbError::Unreachable(m) => write!(f, "database unreachable: {m}"),
+            DbError::Authentication(m) => write!(f, "authentication failed: {m}"),
+            DbError::Schema(m) => write!(
+                f,
+                "schema problem: {m} (expected the tables and columns of sql/schema.sql)"
+            ),
+            DbError::Timeout(m) => write!(f, "timed out: {m}"),
+            DbError::Query(m) => write!(f, "query failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for DbError {}
+
+impl DbError {
+    /// A short label for metrics and `/status`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DbError::Unreachable(_) => "unreachable",
+            DbError::Authentication(_) => "authentication",
+            DbError::Schema(_) => "schema",
+            DbError::Timeout(_) => "timeout",
+            DbError::Query(_) => "query",
+        }
+    }
+
+    /// Whether the project could not be reached at all (as opposed to a
+    /// statement that reached it and failed).
+    pub fn is_connection(&self) -> bool {
+        matches!(self, DbError::Unreachable(_) | DbError::Authentication(_))
+    }
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if let Some(db) = e.as_db_error() {
+            let code = db.code().code();
+            let msg = format!("{} (SQLSTATE {code})", db.message());
+            return match &code[..2] {
+                "28" => DbError::Authentication(msg),
+                "42" => DbError::Schema(msg),
+                "3D" | "08" | "53" | "57" if code != "57014" => DbError::Unreachable(msg),
+                "57" => DbError::Timeout(msg),
+                _ => DbError::Query(msg),
+            };
+        }
+        if e.is_closed() {
+            return DbError::Unreachable("connection closed".into());
+        }
+        DbError::Unreachable(cause_chain(&e))
+    }
+}
+
+impl From<PoolError> for DbError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Backend(e) => e.into(),
+            PoolError::Timeout(_) => {
+                DbError::Unreachable("no connection within the connect timeout".into())
+            }
+            other => DbError::Unreachable(cause_chain(&other)),
+        }
+    }
+}
+
+/// The error and its sources, each once: the driver's own `Display` is terse
+/// ("error connecting to server") and the useful part is in `source()`.
+fn cause_chain(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+impl Database {
+    /// A pool for `project`; connects lazily, so this never fails.
+    pub fn new(project: &Project, connect_timeout: Duration, statement_timeout: Duration) -> Self {
+        let mut pg = project.pg.clone();
+        pg.connect_timeout(connect_timeout);
+        pg.keepalives_idle(Duration::from_secs(30));
+        if pg.get_application_name().is_none() {
+            pg.application_name("registre-monitor");
+        }
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            // A killed backend closes its socket, which `Fast` notices; it
+            // costs no round trip per checkout, unlike `Verified`.
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(MAX_CONNECTIONS)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(connect_timeout))
+            .wait_timeout(Some(connect_timeout + statement_timeout))
+            .build()
+            .expect("a pool with a runtime and timeouts always builds");
+        Database {
+            pool,
+            connect_timeout,
+            statement_timeout,
+        }
+    }
+
+    /// Runs one statement that returns a single JSON value (one row, one
+    /// column) and parses it. `sql` must hold no secret: it may be logged at
+    /// debug level.
+    pub async fn query_json<T: serde::de::DeserializeOwned>(&self, sql: &str) -> Result<T, DbError> {
+        let client = self.pool.get().await?;
+        let request = format!(
+            "SET LOCAL statement_timeout = {}; {sql}",
+            self.statement_timeout.as_millis().max(1)
+        );
+        // The server's timeout should fire first; this one is for a network
+        // that stopped answering.
+        let deadline = self.statement_timeout + self.connect_timeout;
+        let result = tokio::time::timeout(deadline, client.simple_query(&request)).await;
+        let messages = match result {
+            Ok(Ok(messages)) => messages,
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => {
+                // Never give a connection with a request in flight back.
+                drop(Object::take(client));
+                return Err(DbError::Timeout(format!(
+                    "no answer from the server within {} ms",
+                    deadline.as_millis()
+                )));
+            }
+        };
+        let text = messages
+            .iter()
+            .find_map(|m| match m {
+                SimpleQueryMessage::Row(row) => Some(row.get(0)),
+                _ => None,
+            })
+            .flatten()
+            .ok_or_else(|| DbError::Query("the statement returned no row".into()))?;
+        serde_json::from_str(text)
+            .map_err(|e| DbError::Query(format!("unexpected result shape: {e}")))
+    }
+
+    /// Idle and in-use connections, for metrics and tests.
+    pub fn connections(&self) -> usize {
+        self.pool.status().size
+    }
+}

@@ -1,0 +1,177 @@
+//! `Environment`: one watched project, its pool and its three checks.
+//!
+//! Starts the [`StuckJobResetter`], [`WorkerReaper`] and [`HealthReporter`]
+//! (first runs staggered so they do not hit the database at once), restarts
+//! each on its own with exponential backoff when it dies, panics included,
+//! and holds what must outlive a child: the pool and the deaths reported by
+//! other projects.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::WeakRecipient;
+use actix::prelude::*;
+
+use crate::database::Database;
+use crate::health_reporter::HealthReporter;
+use crate::project::Project;
+use crate::settings::Settings;
+use crate::sql::ForeignDeath;
+use crate::state::MonitorState;
+use crate::stuck_job_resetter::StuckJobResetter;
+use crate::supervision::{ExitNotice, Exited, RestartBackoff, Stop};
+use crate::ticker::{ChildKind, Fault, InjectChildFault, Ticker};
+use crate::worker_reaper::{ForeignDeaths, WorkerReaper, WorkersDied};
+
+/// Deaths found in another project: free those workers' jobs here too.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ReleaseForeignDeaths(pub Vec<ForeignDeath>);
+
+/// Injects a fault into one child (tests and drills).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct InjectEnvironmentFault {
+    pub child: ChildKind,
+    pub fault: Fault,
+}
+
+/// The address of a running child, whatever its check.
+enum ChildAddr {
+    Resetter(Addr<Ticker<StuckJobResetter>>),
+    Reaper(Addr<Ticker<WorkerReaper>>),
+    Reporter(Addr<Ticker<HealthReporter>>),
+}
+
+impl ChildAddr {
+    fn send_stop(&self) {
+        match self {
+            ChildAddr::Resetter(a) => a.do_send(Stop),
+            ChildAddr::Reaper(a) => a.do_send(Stop),
+            ChildAddr::Reporter(a) => a.do_send(Stop),
+        }
+    }
+
+    fn inject(&self, fault: Fault) {
+        let msg = InjectChildFault(fault);
+        match self {
+            ChildAddr::Resetter(a) => a.do_send(msg),
+            ChildAddr::Reaper(a) => a.do_send(msg),
+            ChildAddr::Reporter(a) => a.do_send(msg),
+        }
+    }
+}
+
+/// The actor for one project.
+pub struct Environment {
+    project: Project,
+    settings: Arc<Settings>,
+    state: MonitorState,
+    db: Database,
+    foreign: ForeignDeaths,
+    /// Where the reaper reports deaths (the Supervisor).
+    deaths: WeakRecipient<WorkersDied>,
+    children: BTreeMap<ChildKind, ChildAddr>,
+    backoff: BTreeMap<ChildKind, RestartBackoff>,
+    _exit: ExitNotice<String>,
+}
+
+impl Environment {
+    pub fn new(
+        project: Project,
+        settings: Arc<Settings>,
+        state: MonitorState,
+        deaths: WeakRecipient<WorkersDied>,
+        exit: ExitNotice<String>,
+    ) -> Self {
+        let db = Database::new(&project, settings.connect_timeout, settings.statement_timeout);
+        state.add_project(&project.name);
+        Environment {
+            project,
+            settings,
+            state,
+            db,
+            foreign: ForeignDeaths::default(),
+            deaths,
+            children: BTreeMap::new(),
+            backoff: BTreeMap::new(),
+            _exit: exit,
+        }
+    }
+
+    fn start_child(&mut self, kind: ChildKind, first_delay: Duration, ctx: &mut Context<Self>) {
+        let exit = ExitNotice::new(ctx.address().downgrade().recipient(), kind);
+        let name = self.project.name.clone();
+        let (db, settings, state) = (self.db.clone(), self.settings.clone(), self.state.clone());
+        let addr = match kind {
+            ChildKind::StuckJobResetter => ChildAddr::Resetter(
+                Ticker::new(StuckJobResetter, name, db, settings, state, first_delay, exit).start(),
+            ),
+            ChildKind::WorkerReaper => {
+                let check = WorkerReaper::new(self.foreign.clone(), self.deaths.clone());
+                ChildAddr::Reaper(Ticker::new(check, name, db, settings, state, first_delay, exit).start())
+            }
+            ChildKind::HealthReporter => ChildAddr::Reporter(
+                Ticker::new(HealthReporter::default(), name, db, settings, state, first_delay, exit).start(),
+            ),
+        };
+        self.children.insert(kind, addr);
+    }
+}
+
+impl Actor for Environment {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Staggered first runs: the resetter at once, then the reaper, then
+        // the reporter, whose first line then shows the healed queue.
+        let step = (self.settings.check_interval / 10).min(Duration::from_millis(500));
+        for (i, kind) in ChildKind::ALL.into_iter().enumerate() {
+            self.start_child(kind, step * i as u32, ctx);
+        }
+    }
+}
+
+impl Drop for Environment {
+    fn drop(&mut self) {
+        for child in self.children.values() {
+            child.send_stop();
+        }
+    }
+}
+
+impl Handler<Exited<ChildKind>> for Environment {
+    type Result = ();
+
+    fn handle(&mut self, Exited(kind): Exited<ChildKind>, ctx: &mut Self::Context) {
+        self.children.remove(&kind);
+        let delay = self.backoff.entry(kind).or_default().next_delay(self.settings.backoff_cap());
+        self.state.restarted(&self.project.name, kind.name());
+        log::error!(
+            environment = self.project.name.as_str(),
+            actor = kind.name(),
+            restartInMs = delay.as_millis() as u64;
+            "🔁 {} stopped unexpectedly; restarting it", kind.name()
+        );
+        ctx.run_later(delay, move |act, ctx| act.start_child(kind, Duration::ZERO, ctx));
+    }
+}
+
+impl Handler<ReleaseForeignDeaths> for Environment {
+    type Result = ();
+
+    fn handle(&mut self, ReleaseForeignDeaths(deaths): ReleaseForeignDeaths, _: &mut Self::Context) {
+        self.foreign.lock().unwrap_or_else(|e| e.into_inner()).extend(deaths);
+    }
+}
+
+impl Handler<InjectEnvironmentFault> for Environment {
+    type Result = ();
+
+    fn handle(&mut self, msg: InjectEnvironmentFault, _: &mut Self::Context) {
+        if let Some(child) = self.children.get(&msg.child) {
+            child.inject(msg.fault);
+        }
+    }
+}

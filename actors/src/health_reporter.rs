@@ -1,0 +1,138 @@
+//! `HealthReporter`: counts workers and jobs, logs them, warns on anomalies.
+//!
+//! Every check interval one statement ([`sql::health_counts`]) counts active
+//! workers and pending, processing and failed jobs. The `📊 System health
+//! status` line is logged at start and then every `health_log_every`, on a
+//! clock. An anomaly is warned about when it starts, repeated at most once
+//! per `health_log_every` while it lasts, and its end is logged at INFO.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use futures_util::future::LocalBoxFuture;
+
+use crate::database::{Database, DbError};
+use crate::settings::Settings;
+use crate::sql::{self, HealthCounts};
+use crate::ticker::{Check, ChildKind, RunContext};
+
+/// The anomalies the seed names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Anomaly {
+    /// Nobody in the whole fleet is working, yet jobs wait.
+    NoActiveWorkers,
+    /// More jobs processing than the active workers could hold (two each).
+    TooManyProcessing,
+    /// Failed jobs above `failed_jobs_warn`.
+    HighFailures,
+}
+
+impl Anomaly {
+    /// The seed's warning text (existing log searches look for it).
+    pub fn message(self) -> &'static str {
+        match self {
+            Anomaly::NoActiveWorkers => "⚠️  No active workers but jobs are pending!",
+            Anomaly::TooManyProcessing => "⚠️  More processing jobs than expected for active workers",
+            Anomaly::HighFailures => "⚠️  High number of failed jobs",
+        }
+    }
+
+    /// A stable short name for `/status`, metrics and the clear line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Anomaly::NoActiveWorkers => "no_active_workers",
+            Anomaly::TooManyProcessing => "too_many_processing",
+            Anomaly::HighFailures => "high_failures",
+        }
+    }
+}
+
+/// The check; remembers when it last logged what.
+#[derive(Debug, Default)]
+pub struct HealthReporter {
+    /// When the status line is next due (`None`: at the next run).
+    next_status_line: Option<Instant>,
+    /// Active anomalies and when each was last warned about.
+    active: BTreeMap<Anomaly, Instant>,
+}
+
+impl Check for HealthReporter {
+    const KIND: ChildKind = ChildKind::HealthReporter;
+    type Outcome = HealthCounts;
+
+    fn run_once(&mut self, db: &Database, settings: &Settings) -> LocalBoxFuture<'static, Result<Self::Outcome, DbError>> {
+        let db = db.clone();
+        let dead_after = settings.dead_worker_after;
+        Box::pin(async move { sql::health_counts(&db, dead_after).await })
+    }
+
+    fn on_success(&mut self, counts: HealthCounts, cx: &RunContext<'_>) {
+        cx.state.update(cx.project, |p| p.last_counts = Some(counts));
+        let now = Instant::now();
+        let every = cx.settings.health_log_every;
+        if self.next_status_line.is_none_or(|due| now >= due) {
+            log::info!(
+                environment = cx.project,
+                activeWorkers = counts.active_workers,
+                pendingJobs = counts.pending_jobs,
+                processingJobs = counts.processing_jobs,
+                errorJobs = counts.error_jobs;
+                "📊 System health status"
+            );
+            // On a clock: the next line is due one period after this one was.
+            let mut due = self.next_status_line.unwrap_or(now) + every;
+            if due <= now {
+                due = now + every;
+            }
+            self.next_status_line = Some(due);
+        }
+        self.check_anomalies(counts, cx, now);
+    }
+}
+
+impl HealthReporter {
+    fn check_anomalies(&mut self, counts: HealthCounts, cx: &RunContext<'_>, now: Instant) {
+        // Workers heartbeat in one project and serve all: judge by the fleet.
+        let fleet = cx.state.fleet_active_workers();
+        let conditions = [
+            (Anomaly::NoActiveWorkers, fleet == Some(0) && counts.pending_jobs > 0),
+            (
+                Anomaly::TooManyProcessing,
+                fleet.is_some_and(|active| counts.processing_jobs > 2 * active),
+            ),
+            (Anomaly::HighFailures, counts.error_jobs > cx.settings.failed_jobs_warn),
+        ];
+        for (anomaly, holds) in conditions {
+            let last = self.active.get(&anomaly).copied();
+            match (holds, last) {
+                (true, Some(at)) if now.duration_since(at) < cx.settings.health_log_every => {}
+                (true, _) => {
+                    self.active.insert(anomaly, now);
+                    warn_anomaly(anomaly, counts, fleet.unwrap_or(0), cx);
+                }
+                (false, Some(_)) => {
+                    self.active.remove(&anomaly);
+                    log::info!(environment = cx.project, anomaly = anomaly.name();
+                        "✅ Anomaly cleared: {}", anomaly.message().trim_start_matches("⚠️").trim());
+                }
+                (false, None) => {}
+            }
+        }
+        let names: Vec<String> = self.active.keys().map(|a| a.name().to_string()).collect();
+        cx.state.update(cx.project, |p| p.anomalies = names);
+    }
+}
+
+fn warn_anomaly(anomaly: Anomaly, counts: HealthCounts, fleet_active: u64, cx: &RunContext<'_>) {
+    let env = cx.project;
+    match anomaly {
+        Anomaly::NoActiveWorkers => log::warn!(
+            environment = env, pendingJobs = counts.pending_jobs; "{}", anomaly.message()),
+        Anomaly::TooManyProcessing => log::warn!(
+            environment = env, processingJobs = counts.processing_jobs,
+            activeWorkers = fleet_active; "{}", anomaly.message()),
+        Anomaly::HighFailures => log::warn!(
+            environment = env, errorJobs = counts.error_jobs,
+            threshold = cx.settings.failed_jobs_warn; "{}", anomaly.message()),
+    }
+}

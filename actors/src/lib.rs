@@ -1,0 +1,37 @@
+//! The actor tree of registre-monitor and all of its SQL.
+//!
+//! A [`Supervisor`] starts one [`Environment`] per watched project; each
+//! `Environment` owns that project's connection pool and three periodic
+//! checks, each its own actor, restarted on its own with backoff when it dies:
+//!
+//! - [`StuckJobResetter`]: puts jobs stuck in processing back in the queue;
+//! - [`WorkerReaper`]: marks silent workers offline and frees their jobs, in
+//!   every project;
+//! - [`HealthReporter`]: counts workers and jobs, logs them, warns on anomalies.
+//!
+//! Every statement is in [`sql`], one function each, atomic and timed by the
+//! database's clock. What the tree knows of itself is in [`MonitorState`].
+
+pub mod database;
+pub mod environment;
+pub mod health_reporter;
+pub mod project;
+pub mod settings;
+pub mod sql;
+pub mod state;
+pub mod stuck_job_resetter;
+pub mod supervision;
+pub mod supervisor;
+pub mod ticker;
+pub mod worker_reaper;
+
+pub use database::{Database, DbError};
+pub use environment::Environment;
+pub use health_reporter::HealthReporter;
+pub use project::Project;
+pub use settings::Settings;
+pub use state::MonitorState;
+pub use stuck_job_resetter::StuckJobResetter;
+pub use supervisor::{InjectFault, Supervisor};
+pub use ticker::{ChildKind, Fault};
+pub use worker_reaper::WorkerReaper;

@@ -1,0 +1,183 @@
+//! What the actor tree knows of itself and of each project.
+//!
+//! Shared (behind one mutex, touched a few times per tick) by the checks,
+//! which write it, and by whoever reports on the monitor: logs decide from
+//! it whether an error is new, `/status` and `/metrics` read it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::database::DbError;
+use crate::sql::HealthCounts;
+
+/// One check of one project.
+#[derive(Debug, Clone, Default)]
+pub struct CheckState {
+    /// Runs finished, successful or not.
+    pub runs: u64,
+    /// Runs that failed.
+    pub errors: u64,
+    /// Times the check's actor was restarted after dying.
+    pub restarts: u64,
+    /// When the last run finished, successful or not (monotonic clock).
+    pub last_finished: Option<Instant>,
+    /// When the last run succeeded (wall clock, for people).
+    pub last_success: Option<SystemTime>,
+    /// The error of the last run, if it failed.
+    pub last_error: Option<DbError>,
+    /// Time the last run took.
+    pub last_duration: Duration,
+}
+
+/// One project.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectState {
+    /// Whether a statement has ever reached the database.
+    pub ever_reached: bool,
+    /// Whether the last statement sent reached it (`None` before the first).
+    pub reachable: Option<bool>,
+    /// Keyed by check name (`StuckJobResetter`, ...).
+    pub checks: BTreeMap<&'static str, CheckState>,
+    /// The health reporter's last counts.
+    pub last_counts: Option<HealthCounts>,
+    /// Totals since start, for metrics.
+    pub jobs_reset: u64,
+    pub workers_reaped: u64,
+    pub jobs_released: u64,
+    /// Anomalies currently active, by their log message.
+    pub anomalies: Vec<String>,
+}
+
+/// What a failed run means for the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureNews {
+    /// Not seen before in this project: log it at ERROR.
+    New,
+    /// Same as what is already reported: log it at DEBUG.
+    Repeated,
+}
+
+/// The whole tree's state; cheap to clone (`Arc`).
+#[derive(Debug, Clone, Default)]
+pub struct MonitorState {
+    inner: Arc<Mutex<BTreeMap<String, ProjectState>>>,
+}
+
+impl MonitorState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, ProjectState>> {
+        // A panic while holding the lock leaves plain data behind: keep going.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a project (idempotent).
+    pub fn add_project(&self, project: &str) {
+        self.lock().entry(project.to_string()).or_default();
+    }
+
+    /// A copy of every project's state.
+    pub fn snapshot(&self) -> BTreeMap<String, ProjectState> {
+        self.lock().clone()
+    }
+
+    /// A copy of one project's state.
+    pub fn project(&self, project: &str) -> Option<ProjectState> {
+        self.lock().get(project).cloned()
+    }
+
+    /// Records a successful run; returns true when this ends a failure of
+    /// the project (no check of it is failing any more).
+    pub fn run_succeeded(&self, project: &str, check: &'static str, took: Duration) -> bool {
+        let mut all = self.lock();
+        let p = all.entry(project.to_string()).or_default();
+        p.ever_reached = true;
+        p.reachable = Some(true);
+        let c = p.checks.entry(check).or_default();
+        c.runs += 1;
+        c.last_finished = Some(Instant::now());
+        c.last_success = Some(SystemTime::now());
+        c.last_duration = took;
+        let was_failing = c.last_error.take().is_some();
+        was_failing && p.checks.values().all(|c| c.last_error.is_none())
+    }
+
+    /// Records a failed run, and says whether it is news: an error another
+    /// check of the same project already reported (a down database fails all
+    /// three) or that this check reported last time is not.
+    pub fn run_failed(&self, project: &str, check: &'static str, took: Duration, error: &DbError) -> FailureNews {
+        let mut all = self.lock();
+        let p = all.entry(project.to_string()).or_default();
+        if error.is_connection() {
+            p.reachable = Some(false);
+        } else {
+            p.ever_reached = true;
+            p.reachable = Some(true);
+        }
+        let known = p.checks.values().any(|c| c.last_error.as_ref() == Some(error));
+        let c = p.checks.entry(check).or_default();
+        c.runs += 1;
+        c.errors += 1;
+        c.last_finished = Some(Instant::now());
+        c.last_duration = took;
+        c.last_error = Some(error.clone());
+        if known { FailureNews::Repeated } else { FailureNews::New }
+    }
+
+    /// Records that a check's actor was restarted.
+    pub fn restarted(&self, project: &str, check: &'static str) {
+        let mut all = self.lock();
+        let p = all.entry(project.to_string()).or_default();
+        p.checks.entry(check).or_default().restarts += 1;
+    }
+
+    /// Applies `f` to a project's state (for the checks' own figures).
+    pub fn update(&self, project: &str, f: impl FnOnce(&mut ProjectState)) {
+        let mut all = self.lock();
+        f(all.entry(project.to_string()).or_default());
+    }
+
+    /// Active workers in the whole fleet: workers heartbeat in one project
+    /// but serve all of them. `None` until every project has reported once,
+    /// so that start-up order cannot make an empty fleet appear.
+    pub fn fleet_active_workers(&self) -> Option<u64> {
+        self.lock()
+            .values()
+            .map(|p| p.last_counts.map(|c| c.active_workers))
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_is_news_once_per_project() {
+        let state = MonitorState::new();
+        let down = DbError::Unreachable("connection refused".into());
+        let took = Duration::ZERO;
+        assert_eq!(state.run_failed("dev", "A", took, &down), FailureNews::New);
+        assert_eq!(state.run_failed("dev", "B", took, &down), FailureNews::Repeated);
+        assert_eq!(state.run_failed("dev", "A", took, &down), FailureNews::Repeated);
+        assert_eq!(state.run_failed("prod", "A", took, &down), FailureNews::New);
+        assert!(!state.run_succeeded("dev", "A", took), "B still fails");
+        assert!(state.run_succeeded("dev", "B", took), "last failing check recovered");
+        assert_eq!(state.run_failed("dev", "A", took, &down), FailureNews::New);
+    }
+
+    #[test]
+    fn fleet_is_unknown_until_every_project_reported() {
+        let state = MonitorState::new();
+        state.add_project("a");
+        state.add_project("b");
+        let counts = |n| HealthCounts { active_workers: n, ..Default::default() };
+        state.update("a", |p| p.last_counts = Some(counts(0)));
+        assert_eq!(state.fleet_active_workers(), None);
+        state.update("b", |p| p.last_counts = Some(counts(3)));
+        assert_eq!(state.fleet_active_workers(), Some(3));
+    }
+}

@@ -1,0 +1,111 @@
+//! `Supervisor`: the root of the tree, one [`Environment`] per project.
+//!
+//! Starts every project's actor, restarts one that dies (with backoff, the
+//! others untouched), and passes news between projects: a worker found dead
+//! in one has its jobs freed in all the others.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::environment::{Environment, InjectEnvironmentFault, ReleaseForeignDeaths};
+use crate::project::Project;
+use crate::settings::Settings;
+use crate::state::MonitorState;
+use crate::supervision::{ExitNotice, Exited, RestartBackoff};
+use crate::ticker::{ChildKind, Fault};
+use crate::worker_reaper::WorkersDied;
+
+/// Injects a fault into one check of one project (tests and drills).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct InjectFault {
+    pub project: String,
+    pub child: ChildKind,
+    pub fault: Fault,
+}
+
+/// The root actor.
+pub struct Supervisor {
+    projects: BTreeMap<String, Project>,
+    settings: Arc<Settings>,
+    state: MonitorState,
+    environments: BTreeMap<String, Addr<Environment>>,
+    backoff: BTreeMap<String, RestartBackoff>,
+}
+
+impl Supervisor {
+    pub fn new(projects: Vec<Project>, settings: Settings, state: MonitorState) -> Self {
+        for p in &projects {
+            state.add_project(&p.name);
+        }
+        Supervisor {
+            projects: projects.into_iter().map(|p| (p.name.clone(), p)).collect(),
+            settings: Arc::new(settings),
+            state,
+            environments: BTreeMap::new(),
+            backoff: BTreeMap::new(),
+        }
+    }
+
+    fn start_environment(&mut self, name: &str, ctx: &mut Context<Self>) {
+        let Some(project) = self.projects.get(name).cloned() else { return };
+        let me = ctx.address().downgrade();
+        let env = Environment::new(
+            project,
+            self.settings.clone(),
+            self.state.clone(),
+            me.clone().recipient(),
+            ExitNotice::new(me.recipient(), name.to_string()),
+        );
+        self.environments.insert(name.to_string(), env.start());
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let names: Vec<String> = self.projects.keys().cloned().collect();
+        for name in &names {
+            self.start_environment(name, ctx);
+        }
+        log::info!(environments:serde = names; "🚀 Health monitor started");
+    }
+}
+
+impl Handler<Exited<String>> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, Exited(name): Exited<String>, ctx: &mut Self::Context) {
+        self.environments.remove(&name);
+        let delay = self.backoff.entry(name.clone()).or_default().next_delay(self.settings.backoff_cap());
+        self.state.restarted(&name, "Environment");
+        log::error!(environment = name.as_str(), actor = "Environment", restartInMs = delay.as_millis() as u64;
+            "🔁 Environment stopped unexpectedly; restarting it");
+        ctx.run_later(delay, move |act, ctx| act.start_environment(&name, ctx));
+    }
+}
+
+impl Handler<WorkersDied> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: WorkersDied, _: &mut Self::Context) {
+        for (name, env) in &self.environments {
+            if *name != msg.from {
+                env.do_send(ReleaseForeignDeaths(msg.deaths.clone()));
+            }
+        }
+    }
+}
+
+impl Handler<InjectFault> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: InjectFault, _: &mut Self::Context) {
+        if let Some(env) = self.environments.get(&msg.project) {
+            env.do_send(InjectEnvironmentFault { child: msg.child, fault: msg.fault });
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Configuration: the projects to watch and the settings, checked once.
+//!
+//! Projects come from the environment (`<NAME>_SUPABASE_DB_URL`, or a
+//! `<NAME>_SUPABASE_URL` that holds a Postgres string); settings from flags
+//! or their variables. Whatever is wrong becomes one [`ConfigError`] line that
+//! names the variable, says what is wrong with the value and what is expected;
+//! the program prints it and exits with code 2.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use log::LevelFilter;
+use registre_actors::{Project, Settings};
+
+use crate::cli::SettingsArgs;
+use crate::duration;
+
+/// The variable suffix that names a project's Postgres connection string.
+const DB_URL_SUFFIX: &str = "_SUPABASE_DB_URL";
+/// The seed's variable: an HTTPS API URL, or sometimes a Postgres string.
+const API_URL_SUFFIX: &str = "_SUPABASE_URL";
+
+/// Everything the program needs, checked.
+#[derive(Debug)]
+pub struct Config {
+    pub projects: Vec<Project>,
+    pub settings: Settings,
+    pub log: LogSettings,
+    /// Things worth a WARN line once logging is up.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub level: LevelFilter,
+    /// `RUST_LOG`, which wins over `LOG_LEVEL` when set.
+    pub rust_log: Option<String>,
+    pub format: LogFormat,
+}
+
+/// A bad setting, as one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn bad(var: &str, value: &str, problem: &str, expected: &str) -> ConfigError {
+    ConfigError(format!("{var}={value:?} {problem}; expected {expected}"))
+}
+
+/// Reads the settings from `args` and the projects from `env`.
+pub fn load(args: &SettingsArgs, env: &[(String, String)]) -> Result<Config, ConfigError> {
+    let log = log_settings(args, env)?;
+    let settings = settings(args)?;
+    let (projects, warnings) = projects(env)?;
+    Ok(Config { projects, settings, log, warnings })
+}
+
+fn duration_setting(var: &str, value: &Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(text) => duration::parse(text).map_err(|problem| bad(var, text, &problem, duration::EXPECTED)),
+    }
+}
+
+fn settings(args: &SettingsArgs) -> Result<Settings, ConfigError> {
+    let d = Settings::default();
+    let failed_jobs_warn = match &args.failed_jobs_warn {
+        None => d.failed_jobs_warn,
+        Some(text) => text.trim().parse::<u64>().map_err(|_| {
+            bad("MONITOR_FAILED_JOBS_WARN", text, "is not a whole number", "a count such as 10 (0 or more)")
+        })?,
+    };
+    let s = Settings {
+        check_interval: duration_setting("MONITOR_CHECK_INTERVAL", &args.check_interval, d.check_interval)?,
+        stuck_job_after: duration_setting("MONITOR_STUCK_JOB_AFTER", &args.stuck_job_after, d.stuck_job_after)?,
+        dead_worker_after: duration_setting("MONITOR_DEAD_WORKER_AFTER", &args.dead_worker_after, d.dead_worker_after)?,
+        health_log_every: duration_setting("MONITOR_HEALTH_LOG_EVERY", &args.health_log_every, d.health_log_every)?,
+        failed_jobs_warn,
+        connect_timeout: duration_setting("MONITOR_CONNECT_TIMEOUT", &args.connect_timeout, d.connect_timeout)?,
+        statement_timeout: duration_setting("MONITOR_STATEMENT_TIMEOUT", &args.statement_timeout, d.statement_timeout)?,
+    };
+    if s.dead_worker_after < s.check_interval {
+        return Err(ConfigError(format!(
+            "MONITOR_DEAD_WORKER_AFTER={} is shorter than MONITOR_CHECK_INTERVAL={}: a worker could die \
+             and be replaced between two checks unseen; expected a dead-worker threshold of at least the check interval",
+            duration::show(s.dead_worker_after),
+            duration::show(s.check_interval)
+        )));
+    }
+    if s.stuck_job_after < s.check_interval {
+        return Err(ConfigError(format!(
+            "MONITOR_STUCK_JOB_AFTER={} is shorter than MONITOR_CHECK_INTERVAL={}: jobs would be judged \
+             stuck before a check could see them progress; expected a stuck-job threshold of at least the check interval",
+            duration::show(s.stuck_job_after),
+            duration::show(s.check_interval)
+        )));
+    }
+    Ok(s)
+}
+
+fn log_settings(args: &SettingsArgs, env: &[(String, String)]) -> Result<LogSettings, ConfigError> {
+    let level = match args.log_level.as_deref().map(|l| l.trim().to_ascii_lowercase()) {
+        None => LevelFilter::Info,
+        Some(l) => match l.as_str() {
+            "error" => LevelFilter::Error,
+            "warn" | "warning" => LevelFilter::Warn,
+            "info" => LevelFilter::Info,
+            "debug" => LevelFilter::Debug,
+            "trace" => LevelFilter::Trace,
+            _ => {
+                let raw = args.log_level.as_deref().unwrap_or_default();
+                return Err(bad("LOG_LEVEL", raw, "is not a log level", "one of error, warn, info, debug, trace"));
+            }
+        },
+    };
+    let format = match args.log_format.as_deref().map(str::trim) {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => return Err(bad("LOG_FORMAT", other, "is not a log format", "text or json")),
+    };
+    let rust_log = env
+        .iter()
+        .find(|(k, v)| k == "RUST_LOG" && !v.trim().is_empty())
+        .map(|(_, v)| v.clone());
+    Ok(LogSettings { level, rust_log, format })
+}
+
+/// Finds the projects in `env`; see the module documentation.
+fn projects(env: &[(String, String)]) -> Result<(Vec<Project>, Vec<String>), ConfigError> {
+    // Lower-case name -> (variable, value), Postgres strings only.
+    let mut found: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut api_only: BTreeMap<String, String> = BTreeMap::new();
+    let mut sorted: Vec<&(String, String)> = env.iter().collect();
+    // `_DB_URL` first, so it wins over a Postgres `_SUPABASE_URL` of the same project.
+    sorted.sort_by_key(|(k, _)| (!k.ends_with(DB_URL_SUFFIX), k.clone()));
+    for (var, value) in sorted {
+        let (prefix, is_db_url) = if let Some(p) = var.strip_suffix(DB_URL_SUFFIX) {
+            (p, true)
+        } else if let Some(p) = var.strip_suffix(API_URL_SUFFIX) {
+            (p, false)
+        } else {
+            continue;
+        };
+        let is_postgres = value.starts_with("postgres://") || value.starts_with("postgresql://");
+        if !is_db_url && !is_postgres {
+            api_only.insert(prefix.to_ascii_lowercase(), var.clone());
+            continue;
+        }
+        let valid_name = prefix.starts_with(|c: char| c.is_ascii_alphabetic())
+            && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_name {
+            return Err(ConfigError(format!(
+                "{var}: {prefix:?} is not a valid project name; expected letters, digits and underscores, \
+                 starting with a letter (as in PROD_SUPABASE_DB_URL)"
+            )));
+        }
+        if value.trim().is_empty() {
+            return Err(ConfigError(format!(
+                "{var} is empty; expected a Postgres connection string such as \
+                 postgres://postgres:PASSWORD@db.PROJECT.supabase.co:5432/postgres"
+            )));
+        }
+        let name = prefix.to_ascii_lowercase();
+        match found.get(&name) {
+            Some((other, _)) if other.ends_with(DB_URL_SUFFIX) && !is_db_url => continue,
+            Some((other, _)) => {
+                return Err(ConfigError(format!(
+                    "{var} and {other} both name the project {name:?}; expected one variable per project \
+                     (names are compared in lower case)"
+                )));
+            }
+            None => {}
+        }
+        found.insert(name, (var.clone(), value.clone()));
+    }
+
+    let mut warnings = Vec::new();
+    for (name, var) in &api_only {
+        if !found.contains_key(name) {
+            let want = format!("{}{DB_URL_SUFFIX}", name.to_ascii_uppercase());
+            if found.is_empty() {
+                return Err(ConfigError(format!(
+                    "{var} is an HTTPS API URL, but registre-monitor talks to Postgres directly; expected {want} \
+                     set to the project's Postgres connection string (Supabase dashboard, Connect)"
+                )));
+            }
+            warnings.push(format!("{var} is set but {want} is not: project {name} is not watched"));
+        }
+    }
+    if found.is_empty() {
+        return Err(ConfigError(
+            "no project configured; expected at least one <NAME>_SUPABASE_DB_URL variable (in the environment \
+             or a .env file) holding a Postgres connection string, such as \
+             DEV_SUPABASE_DB_URL=postgres://postgres:PASSWORD@db.PROJECT.supabase.co:5432/postgres"
+                .into(),
+        ));
+    }
+    let projects = found
+        .into_iter()
+        .map(|(name, (var, url))| Project::parse(&name, &url).map_err(|e| ConfigError(format!("{var} {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((projects, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn finds_projects_by_suffix_in_lower_case() {
+        let (p, w) = projects(&env(&[
+            ("PROD_SUPABASE_DB_URL", "postgres://u:p@h/db"),
+            ("STAGING_SUPABASE_URL", "postgresql://u@h2/db"),
+            ("DEV_SUPABASE_URL", "https://x.supabase.co"),
+            ("PROD_SUPABASE_URL", "https://y.supabase.co"),
+        ]))
+        .unwrap();
+        let names: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["prod", "staging"]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("DEV_SUPABASE_DB_URL"));
+    }
+
+    #[test]
+    fn the_db_url_wins_over_a_postgres_api_url() {
+        let (p, _) = projects(&env(&[
+            ("PROD_SUPABASE_URL", "postgres://u@other/db"),
+            ("PROD_SUPABASE_DB_URL", "postgres://u@h/db"),
+        ]))
+        .unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].redacted_url, "postgres://u@h/db");
+    }
+
+    #[test]
+    fn https_only_names_the_variable_to_add() {
+        let e = projects(&env(&[("DEV_SUPABASE_URL", "https://x.supabase.co")])).unwrap_err();
+        assert!(e.0.contains("DEV_SUPABASE_DB_URL"), "{e}");
+    }
+}

@@ -1,0 +1,59 @@
+//! registre-monitor: a self-healing health monitor for the extraction job
+//! queue. `main` reads `.env`, parses the command line, checks the
+//! configuration (exit 2 on a bad setting), starts logging and runs the
+//! chosen subcommand.
+
+mod cli;
+mod config;
+mod dotenv;
+mod duration;
+mod logging;
+mod run;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+/// Exit code for a bad setting or bad command line (as clap's own).
+const EXIT_BAD_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    if let Err(message) = load_dotenv() {
+        return config_error(&message);
+    }
+    let cli = Cli::parse();
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let config = match config::load(&cli.settings, &env) {
+        Ok(config) => config,
+        Err(e) => return config_error(&e.0),
+    };
+    logging::init(&config.log);
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run::run(config),
+    }
+    ExitCode::SUCCESS
+}
+
+fn config_error(message: &str) -> ExitCode {
+    eprintln!("registre-monitor: configuration error: {message}");
+    ExitCode::from(EXIT_BAD_CONFIG)
+}
+
+/// Copies `.env` into the environment, never over a variable already set.
+fn load_dotenv() -> Result<(), String> {
+    let Some(vars) = dotenv::read(Path::new(".env"))? else {
+        return Ok(());
+    };
+    for (name, value) in vars {
+        if std::env::var_os(&name).is_none() {
+            // SAFETY: no other thread exists yet; the runtime starts later.
+            unsafe { std::env::set_var(name, value) };
+        }
+    }
+    Ok(())
+}
