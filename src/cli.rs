@@ -34,31 +34,66 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct SettingsArgs {
     /// How often each check runs [default: 30s]
-    #[arg(long, env = "MONITOR_CHECK_INTERVAL", global = true, value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "MONITOR_CHECK_INTERVAL",
+        global = true,
+        value_name = "DURATION"
+    )]
     pub check_interval: Option<String>,
 
     /// A job processing for longer than this goes back to the queue [default: 3m]
-    #[arg(long, env = "MONITOR_STUCK_JOB_AFTER", global = true, value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "MONITOR_STUCK_JOB_AFTER",
+        global = true,
+        value_name = "DURATION"
+    )]
     pub stuck_job_after: Option<String>,
 
     /// A worker whose heartbeat is older than this is dead [default: 2m]
-    #[arg(long, env = "MONITOR_DEAD_WORKER_AFTER", global = true, value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "MONITOR_DEAD_WORKER_AFTER",
+        global = true,
+        value_name = "DURATION"
+    )]
     pub dead_worker_after: Option<String>,
 
     /// How often the health status line is logged [default: 5m]
-    #[arg(long, env = "MONITOR_HEALTH_LOG_EVERY", global = true, value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "MONITOR_HEALTH_LOG_EVERY",
+        global = true,
+        value_name = "DURATION"
+    )]
     pub health_log_every: Option<String>,
 
     /// Warn when more jobs than this have failed [default: 10]
-    #[arg(long, env = "MONITOR_FAILED_JOBS_WARN", global = true, value_name = "COUNT")]
+    #[arg(
+        long,
+        env = "MONITOR_FAILED_JOBS_WARN",
+        global = true,
+        value_name = "COUNT"
+    )]
     pub failed_jobs_warn: Option<String>,
 
     /// Bound on opening a database connection [default: 10s]
-    #[arg(long, env = "MONITOR_CONNECT_TIMEOUT", global = true, value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "MONITOR_CONNECT_TIMEOUT",
+        global = true,
+        value_name = "DURATION"
+    )]
     pub connect_timeout: Option<String>,
 
     /// Bound on each statement, enforced by the server [default: 15s]
-    #[arg(long, env = "MONITOR_STATEMENT_TIMEOUT", global = true, value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "MONITOR_STATEMENT_TIMEOUT",
+        global = true,
+        value_name = "DURATION"
+    )]
     pub statement_timeout: Option<String>,
 
     /// error, warn, info, debug or trace; RUST_LOG wins when set [default: info]

@@ -64,13 +64,24 @@ pub fn load(args: &SettingsArgs, env: &[(String, String)]) -> Result<Config, Con
     let log = log_settings(args, env)?;
     let settings = settings(args)?;
     let (projects, warnings) = projects(env)?;
-    Ok(Config { projects, settings, log, warnings })
+    Ok(Config {
+        projects,
+        settings,
+        log,
+        warnings,
+    })
 }
 
-fn duration_setting(var: &str, value: &Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+fn duration_setting(
+    var: &str,
+    value: &Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
     match value {
         None => Ok(default),
-        Some(text) => duration::parse(text).map_err(|problem| bad(var, text, &problem, duration::EXPECTED)),
+        Some(text) => {
+            duration::parse(text).map_err(|problem| bad(var, text, &problem, duration::EXPECTED))
+        }
     }
 }
 
@@ -79,17 +90,46 @@ fn settings(args: &SettingsArgs) -> Result<Settings, ConfigError> {
     let failed_jobs_warn = match &args.failed_jobs_warn {
         None => d.failed_jobs_warn,
         Some(text) => text.trim().parse::<u64>().map_err(|_| {
-            bad("MONITOR_FAILED_JOBS_WARN", text, "is not a whole number", "a count such as 10 (0 or more)")
+            bad(
+                "MONITOR_FAILED_JOBS_WARN",
+                text,
+                "is not a whole number",
+                "a count such as 10 (0 or more)",
+            )
         })?,
     };
     let s = Settings {
-        check_interval: duration_setting("MONITOR_CHECK_INTERVAL", &args.check_interval, d.check_interval)?,
-        stuck_job_after: duration_setting("MONITOR_STUCK_JOB_AFTER", &args.stuck_job_after, d.stuck_job_after)?,
-        dead_worker_after: duration_setting("MONITOR_DEAD_WORKER_AFTER", &args.dead_worker_after, d.dead_worker_after)?,
-        health_log_every: duration_setting("MONITOR_HEALTH_LOG_EVERY", &args.health_log_every, d.health_log_every)?,
+        check_interval: duration_setting(
+            "MONITOR_CHECK_INTERVAL",
+            &args.check_interval,
+            d.check_interval,
+        )?,
+        stuck_job_after: duration_setting(
+            "MONITOR_STUCK_JOB_AFTER",
+            &args.stuck_job_after,
+            d.stuck_job_after,
+        )?,
+        dead_worker_after: duration_setting(
+            "MONITOR_DEAD_WORKER_AFTER",
+            &args.dead_worker_after,
+            d.dead_worker_after,
+        )?,
+        health_log_every: duration_setting(
+            "MONITOR_HEALTH_LOG_EVERY",
+            &args.health_log_every,
+            d.health_log_every,
+        )?,
         failed_jobs_warn,
-        connect_timeout: duration_setting("MONITOR_CONNECT_TIMEOUT", &args.connect_timeout, d.connect_timeout)?,
-        statement_timeout: duration_setting("MONITOR_STATEMENT_TIMEOUT", &args.statement_timeout, d.statement_timeout)?,
+        connect_timeout: duration_setting(
+            "MONITOR_CONNECT_TIMEOUT",
+            &args.connect_timeout,
+            d.connect_timeout,
+        )?,
+        statement_timeout: duration_setting(
+            "MONITOR_STATEMENT_TIMEOUT",
+            &args.statement_timeout,
+            d.statement_timeout,
+        )?,
     };
     if s.dead_worker_after < s.check_interval {
         return Err(ConfigError(format!(
@@ -111,7 +151,11 @@ fn settings(args: &SettingsArgs) -> Result<Settings, ConfigError> {
 }
 
 fn log_settings(args: &SettingsArgs, env: &[(String, String)]) -> Result<LogSettings, ConfigError> {
-    let level = match args.log_level.as_deref().map(|l| l.trim().to_ascii_lowercase()) {
+    let level = match args
+        .log_level
+        .as_deref()
+        .map(|l| l.trim().to_ascii_lowercase())
+    {
         None => LevelFilter::Info,
         Some(l) => match l.as_str() {
             "error" => LevelFilter::Error,
@@ -121,20 +165,36 @@ fn log_settings(args: &SettingsArgs, env: &[(String, String)]) -> Result<LogSett
             "trace" => LevelFilter::Trace,
             _ => {
                 let raw = args.log_level.as_deref().unwrap_or_default();
-                return Err(bad("LOG_LEVEL", raw, "is not a log level", "one of error, warn, info, debug, trace"));
+                return Err(bad(
+                    "LOG_LEVEL",
+                    raw,
+                    "is not a log level",
+                    "one of error, warn, info, debug, trace",
+                ));
             }
         },
     };
     let format = match args.log_format.as_deref().map(str::trim) {
         None | Some("text") => LogFormat::Text,
         Some("json") => LogFormat::Json,
-        Some(other) => return Err(bad("LOG_FORMAT", other, "is not a log format", "text or json")),
+        Some(other) => {
+            return Err(bad(
+                "LOG_FORMAT",
+                other,
+                "is not a log format",
+                "text or json",
+            ));
+        }
     };
     let rust_log = env
         .iter()
         .find(|(k, v)| k == "RUST_LOG" && !v.trim().is_empty())
         .map(|(_, v)| v.clone());
-    Ok(LogSettings { level, rust_log, format })
+    Ok(LogSettings {
+        level,
+        rust_log,
+        format,
+    })
 }
 
 /// Finds the projects in `env`; see the module documentation.
@@ -159,7 +219,9 @@ fn projects(env: &[(String, String)]) -> Result<(Vec<Project>, Vec<String>), Con
             continue;
         }
         let valid_name = prefix.starts_with(|c: char| c.is_ascii_alphabetic())
-            && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid_name {
             return Err(ConfigError(format!(
                 "{var}: {prefix:?} is not a valid project name; expected letters, digits and underscores, \
@@ -196,7 +258,9 @@ fn projects(env: &[(String, String)]) -> Result<(Vec<Project>, Vec<String>), Con
                      set to the project's Postgres connection string (Supabase dashboard, Connect)"
                 )));
             }
-            warnings.push(format!("{var} is set but {want} is not: project {name} is not watched"));
+            warnings.push(format!(
+                "{var} is set but {want} is not: project {name} is not watched"
+            ));
         }
     }
     if found.is_empty() {
@@ -209,7 +273,9 @@ fn projects(env: &[(String, String)]) -> Result<(Vec<Project>, Vec<String>), Con
     }
     let projects = found
         .into_iter()
-        .map(|(name, (var, url))| Project::parse(&name, &url).map_err(|e| ConfigError(format!("{var} {e}"))))
+        .map(|(name, (var, url))| {
+            Project::parse(&name, &url).map_err(|e| ConfigError(format!("{var} {e}")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((projects, warnings))
 }
@@ -219,7 +285,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

@@ -35,7 +35,8 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
         if !valid {
             return Err(at(&format!("{name:?} is not a variable name")));
         }
-        let value = unquote(value.trim()).ok_or_else(|| at(&format!("the value of {name} has an unclosed quote")))?;
+        let value = unquote(value.trim())
+            .ok_or_else(|| at(&format!("the value of {name} has an unclosed quote")))?;
         vars.push((name.to_string(), value));
     }
     Ok(vars)
@@ -49,7 +50,14 @@ fn unquote(value: &str) -> Option<String> {
         }
     }
     // An unquoted value ends at a ` #` comment.
-    Some(value.split(" #").next().unwrap_or("").trim_end().to_string())
+    Some(
+        value
+            .split(" #")
+            .next()
+            .unwrap_or("")
+            .trim_end()
+            .to_string(),
+    )
 }
 
 #[cfg(test)]
@@ -58,8 +66,15 @@ mod tests {
 
     #[test]
     fn reads_names_values_quotes_and_comments() {
-        let vars = parse("# c\n\nA=1\nexport B = \"two words\"\nC='x#y'\nD=v # note\nE=\n").unwrap();
-        let expect = [("A", "1"), ("B", "two words"), ("C", "x#y"), ("D", "v"), ("E", "")];
+        let vars =
+            parse("# c\n\nA=1\nexport B = \"two words\"\nC='x#y'\nD=v # note\nE=\n").unwrap();
+        let expect = [
+            ("A", "1"),
+            ("B", "two words"),
+            ("C", "x#y"),
+            ("D", "v"),
+            ("E", ""),
+        ];
         let got: Vec<(&str, &str)> = vars.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         assert_eq!(got, expect);
     }

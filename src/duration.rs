@@ -65,7 +65,9 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_positive_duration() {
-        for bad in ["", "0s", "-5s", "30", "abc", "5x", "1.5.2s", "0.1ms", "nans"] {
+        for bad in [
+            "", "0s", "-5s", "30", "abc", "5x", "1.5.2s", "0.1ms", "nans",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }
     }

@@ -9,8 +9,8 @@
 use std::io::Write;
 
 use env_logger::fmt::Formatter;
-use log::kv::{Key, Value, VisitSource};
 use log::Record;
+use log::kv::{Key, Value, VisitSource};
 use serde_json::{Map, Value as Json};
 
 use crate::config::{LogFormat, LogSettings};
@@ -46,7 +46,11 @@ impl<'kvs> VisitSource<'kvs> for Fields {
     }
 }
 
-fn write_record(buf: &mut Formatter, record: &Record<'_>, format: LogFormat) -> std::io::Result<()> {
+fn write_record(
+    buf: &mut Formatter,
+    record: &Record<'_>,
+    format: LogFormat,
+) -> std::io::Result<()> {
     let mut fields = Fields(Vec::new());
     // Visiting our own visitor cannot fail.
     let _ = record.key_values().visit(&mut fields);
@@ -86,8 +90,14 @@ fn install_panic_hook() {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "panic".into());
-        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
-        let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let thread = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_string();
         log::error!(location = location.as_str(), thread = thread.as_str(); "💥 Panic: {message}");
     }));
 }

@@ -9,7 +9,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 
 use crate::project::Project;
@@ -164,7 +166,10 @@ impl Database {
     /// Runs one statement that returns a single JSON value (one row, one
     /// column) and parses it. `sql` must hold no secret: it may be logged at
     /// debug level.
-    pub async fn query_json<T: serde::de::DeserializeOwned>(&self, sql: &str) -> Result<T, DbError> {
+    pub async fn query_json<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+    ) -> Result<T, DbError> {
         let client = self.pool.get().await?;
         let request = format!(
             "SET LOCAL statement_timeout = {}; {sql}",

@@ -85,7 +85,11 @@ impl Environment {
         deaths: WeakRecipient<WorkersDied>,
         exit: ExitNotice<String>,
     ) -> Self {
-        let db = Database::new(&project, settings.connect_timeout, settings.statement_timeout);
+        let db = Database::new(
+            &project,
+            settings.connect_timeout,
+            settings.statement_timeout,
+        );
         state.add_project(&project.name);
         Environment {
             project,
@@ -106,14 +110,34 @@ impl Environment {
         let (db, settings, state) = (self.db.clone(), self.settings.clone(), self.state.clone());
         let addr = match kind {
             ChildKind::StuckJobResetter => ChildAddr::Resetter(
-                Ticker::new(StuckJobResetter, name, db, settings, state, first_delay, exit).start(),
+                Ticker::new(
+                    StuckJobResetter,
+                    name,
+                    db,
+                    settings,
+                    state,
+                    first_delay,
+                    exit,
+                )
+                .start(),
             ),
             ChildKind::WorkerReaper => {
                 let check = WorkerReaper::new(self.foreign.clone(), self.deaths.clone());
-                ChildAddr::Reaper(Ticker::new(check, name, db, settings, state, first_delay, exit).start())
+                ChildAddr::Reaper(
+                    Ticker::new(check, name, db, settings, state, first_delay, exit).start(),
+                )
             }
             ChildKind::HealthReporter => ChildAddr::Reporter(
-                Ticker::new(HealthReporter::default(), name, db, settings, state, first_delay, exit).start(),
+                Ticker::new(
+                    HealthReporter::default(),
+                    name,
+                    db,
+                    settings,
+                    state,
+                    first_delay,
+                    exit,
+                )
+                .start(),
             ),
         };
         self.children.insert(kind, addr);
@@ -146,7 +170,11 @@ impl Handler<Exited<ChildKind>> for Environment {
 
     fn handle(&mut self, Exited(kind): Exited<ChildKind>, ctx: &mut Self::Context) {
         self.children.remove(&kind);
-        let delay = self.backoff.entry(kind).or_default().next_delay(self.settings.backoff_cap());
+        let delay = self
+            .backoff
+            .entry(kind)
+            .or_default()
+            .next_delay(self.settings.backoff_cap());
         self.state.restarted(&self.project.name, kind.name());
         log::error!(
             environment = self.project.name.as_str(),
@@ -154,15 +182,24 @@ impl Handler<Exited<ChildKind>> for Environment {
             restartInMs = delay.as_millis() as u64;
             "🔁 {} stopped unexpectedly; restarting it", kind.name()
         );
-        ctx.run_later(delay, move |act, ctx| act.start_child(kind, Duration::ZERO, ctx));
+        ctx.run_later(delay, move |act, ctx| {
+            act.start_child(kind, Duration::ZERO, ctx)
+        });
     }
 }
 
 impl Handler<ReleaseForeignDeaths> for Environment {
     type Result = ();
 
-    fn handle(&mut self, ReleaseForeignDeaths(deaths): ReleaseForeignDeaths, _: &mut Self::Context) {
-        self.foreign.lock().unwrap_or_else(|e| e.into_inner()).extend(deaths);
+    fn handle(
+        &mut self,
+        ReleaseForeignDeaths(deaths): ReleaseForeignDeaths,
+        _: &mut Self::Context,
+    ) {
+        self.foreign
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(deaths);
     }
 }
 

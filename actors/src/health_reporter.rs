@@ -32,7 +32,9 @@ impl Anomaly {
     pub fn message(self) -> &'static str {
         match self {
             Anomaly::NoActiveWorkers => "⚠️  No active workers but jobs are pending!",
-            Anomaly::TooManyProcessing => "⚠️  More processing jobs than expected for active workers",
+            Anomaly::TooManyProcessing => {
+                "⚠️  More processing jobs than expected for active workers"
+            }
             Anomaly::HighFailures => "⚠️  High number of failed jobs",
         }
     }
@@ -60,14 +62,19 @@ impl Check for HealthReporter {
     const KIND: ChildKind = ChildKind::HealthReporter;
     type Outcome = HealthCounts;
 
-    fn run_once(&mut self, db: &Database, settings: &Settings) -> LocalBoxFuture<'static, Result<Self::Outcome, DbError>> {
+    fn run_once(
+        &mut self,
+        db: &Database,
+        settings: &Settings,
+    ) -> LocalBoxFuture<'static, Result<Self::Outcome, DbError>> {
         let db = db.clone();
         let dead_after = settings.dead_worker_after;
         Box::pin(async move { sql::health_counts(&db, dead_after).await })
     }
 
     fn on_success(&mut self, counts: HealthCounts, cx: &RunContext<'_>) {
-        cx.state.update(cx.project, |p| p.last_counts = Some(counts));
+        cx.state
+            .update(cx.project, |p| p.last_counts = Some(counts));
         let now = Instant::now();
         let every = cx.settings.health_log_every;
         if self.next_status_line.is_none_or(|due| now >= due) {
@@ -95,12 +102,18 @@ impl HealthReporter {
         // Workers heartbeat in one project and serve all: judge by the fleet.
         let fleet = cx.state.fleet_active_workers();
         let conditions = [
-            (Anomaly::NoActiveWorkers, fleet == Some(0) && counts.pending_jobs > 0),
+            (
+                Anomaly::NoActiveWorkers,
+                fleet == Some(0) && counts.pending_jobs > 0,
+            ),
             (
                 Anomaly::TooManyProcessing,
                 fleet.is_some_and(|active| counts.processing_jobs > 2 * active),
             ),
-            (Anomaly::HighFailures, counts.error_jobs > cx.settings.failed_jobs_warn),
+            (
+                Anomaly::HighFailures,
+                counts.error_jobs > cx.settings.failed_jobs_warn,
+            ),
         ];
         for (anomaly, holds) in conditions {
             let last = self.active.get(&anomaly).copied();

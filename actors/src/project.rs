@@ -26,19 +26,37 @@ impl fmt::Debug for Project {
     }
 }
 
+/// What a connection string looks like, for error messages.
+pub const EXAMPLE_URL: &str =
+    "a string such as postgres://postgres:PASSWORD@db.PROJECT.supabase.co:5432/postgres";
+
 impl Project {
     /// Reads a Postgres connection string (`postgres://user:pass@host:port/db?...`
     /// or libpq `key=value` form). The error never contains the password.
     pub fn parse(name: &str, url: &str) -> Result<Project, String> {
         let redacted_url = redact_url(url);
         let pg: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
-            let reason = redact_url(&e.to_string());
-            format!("is not a valid Postgres connection string ({redacted_url}): {reason}")
+            let mut reason = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                reason = format!("{reason}: {s}");
+                source = s.source();
+            }
+            format!(
+                "is not a valid Postgres connection string ({redacted_url}): {}; expected {EXAMPLE_URL}",
+                redact_url(&reason)
+            )
         })?;
         if pg.get_hosts().is_empty() {
-            return Err(format!("names no host ({redacted_url}); expected postgres://user:password@host:5432/postgres"));
+            return Err(format!(
+                "names no host ({redacted_url}); expected {EXAMPLE_URL}"
+            ));
         }
-        Ok(Project { name: name.to_string(), pg, redacted_url })
+        Ok(Project {
+            name: name.to_string(),
+            pg,
+            redacted_url,
+        })
     }
 }
 
@@ -87,9 +105,18 @@ mod tests {
             redact_url("postgres://postgres:s3cr%40t@db.abc.supabase.co:5432/postgres"),
             "postgres://postgres:***@db.abc.supabase.co:5432/postgres"
         );
-        assert_eq!(redact_url("postgresql://u@h/db?password=x&sslmode=require"), "postgresql://u@h/db?password=***&sslmode=require");
-        assert_eq!(redact_url("host=h password='a b' user=u"), "host=h password=*** user=u");
-        assert_eq!(redact_url("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact_url("postgresql://u@h/db?password=x&sslmode=require"),
+            "postgresql://u@h/db?password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact_url("host=h password='a b' user=u"),
+            "host=h password=*** user=u"
+        );
+        assert_eq!(
+            redact_url("postgres://u:p@ss@h/db"),
+            "postgres://u:***@h/db"
+        );
     }
 
     #[test]

@@ -79,7 +79,10 @@ const RELEASED_JOB_JSON: &str = "json_build_object('id', id, 'worker', worker, \
 /// `updated_at` when that is missing. Clears its worker and start time and
 /// says why in `error_message`. Rows another transaction holds are left for
 /// the next run rather than waited for.
-pub async fn reset_stuck_jobs(db: &Database, stuck_after: Duration) -> Result<Vec<ReleasedJob>, DbError> {
+pub async fn reset_stuck_jobs(
+    db: &Database,
+    stuck_after: Duration,
+) -> Result<Vec<ReleasedJob>, DbError> {
     let sql = format!(
         "WITH stuck AS (
             SELECT id, worker_id,
@@ -118,7 +121,13 @@ pub async fn reap_dead_workers(
     } else {
         let rows: Vec<String> = foreign
             .iter()
-            .map(|f| format!("({}, {}::timestamptz)", literal(&f.worker), literal(&f.seen_at)))
+            .map(|f| {
+                format!(
+                    "({}, {}::timestamptz)",
+                    literal(&f.worker),
+                    literal(&f.seen_at)
+                )
+            })
             .collect();
         format!("VALUES {}", rows.join(", "))
     };
@@ -190,6 +199,9 @@ mod tests {
 
     #[test]
     fn interval_is_whole_milliseconds() {
-        assert_eq!(interval(Duration::from_millis(1500)), "interval '1500 milliseconds'");
+        assert_eq!(
+            interval(Duration::from_millis(1500)),
+            "interval '1500 milliseconds'"
+        );
     }
 }

@@ -108,7 +108,13 @@ impl MonitorState {
     /// Records a failed run, and says whether it is news: an error another
     /// check of the same project already reported (a down database fails all
     /// three) or that this check reported last time is not.
-    pub fn run_failed(&self, project: &str, check: &'static str, took: Duration, error: &DbError) -> FailureNews {
+    pub fn run_failed(
+        &self,
+        project: &str,
+        check: &'static str,
+        took: Duration,
+        error: &DbError,
+    ) -> FailureNews {
         let mut all = self.lock();
         let p = all.entry(project.to_string()).or_default();
         if error.is_connection() {
@@ -117,14 +123,21 @@ impl MonitorState {
             p.ever_reached = true;
             p.reachable = Some(true);
         }
-        let known = p.checks.values().any(|c| c.last_error.as_ref() == Some(error));
+        let known = p
+            .checks
+            .values()
+            .any(|c| c.last_error.as_ref() == Some(error));
         let c = p.checks.entry(check).or_default();
         c.runs += 1;
         c.errors += 1;
         c.last_finished = Some(Instant::now());
         c.last_duration = took;
         c.last_error = Some(error.clone());
-        if known { FailureNews::Repeated } else { FailureNews::New }
+        if known {
+            FailureNews::Repeated
+        } else {
+            FailureNews::New
+        }
     }
 
     /// Records that a check's actor was restarted.
@@ -161,11 +174,20 @@ mod tests {
         let down = DbError::Unreachable("connection refused".into());
         let took = Duration::ZERO;
         assert_eq!(state.run_failed("dev", "A", took, &down), FailureNews::New);
-        assert_eq!(state.run_failed("dev", "B", took, &down), FailureNews::Repeated);
-        assert_eq!(state.run_failed("dev", "A", took, &down), FailureNews::Repeated);
+        assert_eq!(
+            state.run_failed("dev", "B", took, &down),
+            FailureNews::Repeated
+        );
+        assert_eq!(
+            state.run_failed("dev", "A", took, &down),
+            FailureNews::Repeated
+        );
         assert_eq!(state.run_failed("prod", "A", took, &down), FailureNews::New);
         assert!(!state.run_succeeded("dev", "A", took), "B still fails");
-        assert!(state.run_succeeded("dev", "B", took), "last failing check recovered");
+        assert!(
+            state.run_succeeded("dev", "B", took),
+            "last failing check recovered"
+        );
         assert_eq!(state.run_failed("dev", "A", took, &down), FailureNews::New);
     }
 
@@ -174,7 +196,10 @@ mod tests {
         let state = MonitorState::new();
         state.add_project("a");
         state.add_project("b");
-        let counts = |n| HealthCounts { active_workers: n, ..Default::default() };
+        let counts = |n| HealthCounts {
+            active_workers: n,
+            ..Default::default()
+        };
         state.update("a", |p| p.last_counts = Some(counts(0)));
         assert_eq!(state.fleet_active_workers(), None);
         state.update("b", |p| p.last_counts = Some(counts(3)));

@@ -39,7 +39,11 @@ impl Check for StuckJobResetter {
     const KIND: ChildKind = ChildKind::StuckJobResetter;
     type Outcome = Vec<ReleasedJob>;
 
-    fn run_once(&mut self, db: &Database, settings: &Settings) -> LocalBoxFuture<'static, Result<Self::Outcome, DbError>> {
+    fn run_once(
+        &mut self,
+        db: &Database,
+        settings: &Settings,
+    ) -> LocalBoxFuture<'static, Result<Self::Outcome, DbError>> {
         let db = db.clone();
         let stuck_after = settings.stuck_job_after;
         Box::pin(async move { sql::reset_stuck_jobs(&db, stuck_after).await })
@@ -49,7 +53,8 @@ impl Check for StuckJobResetter {
         if jobs.is_empty() {
             return;
         }
-        cx.state.update(cx.project, |p| p.jobs_reset += jobs.len() as u64);
+        cx.state
+            .update(cx.project, |p| p.jobs_reset += jobs.len() as u64);
         log::warn!(
             environment = cx.project,
             count = jobs.len(),

@@ -50,7 +50,9 @@ impl Supervisor {
     }
 
     fn start_environment(&mut self, name: &str, ctx: &mut Context<Self>) {
-        let Some(project) = self.projects.get(name).cloned() else { return };
+        let Some(project) = self.projects.get(name).cloned() else {
+            return;
+        };
         let me = ctx.address().downgrade();
         let env = Environment::new(
             project,
@@ -80,7 +82,11 @@ impl Handler<Exited<String>> for Supervisor {
 
     fn handle(&mut self, Exited(name): Exited<String>, ctx: &mut Self::Context) {
         self.environments.remove(&name);
-        let delay = self.backoff.entry(name.clone()).or_default().next_delay(self.settings.backoff_cap());
+        let delay = self
+            .backoff
+            .entry(name.clone())
+            .or_default()
+            .next_delay(self.settings.backoff_cap());
         self.state.restarted(&name, "Environment");
         log::error!(environment = name.as_str(), actor = "Environment", restartInMs = delay.as_millis() as u64;
             "🔁 Environment stopped unexpectedly; restarting it");
@@ -105,7 +111,10 @@ impl Handler<InjectFault> for Supervisor {
 
     fn handle(&mut self, msg: InjectFault, _: &mut Self::Context) {
         if let Some(env) = self.environments.get(&msg.project) {
-            env.do_send(InjectEnvironmentFault { child: msg.child, fault: msg.fault });
+            env.do_send(InjectEnvironmentFault {
+                child: msg.child,
+                fault: msg.fault,
+            });
         }
     }
 }

@@ -55,7 +55,11 @@ pub trait Check: Unpin + Sized + 'static {
     type Outcome: 'static;
 
     /// Starts one run; the future owns what it needs.
-    fn run_once(&mut self, db: &Database, settings: &Settings) -> LocalBoxFuture<'static, Result<Self::Outcome, DbError>>;
+    fn run_once(
+        &mut self,
+        db: &Database,
+        settings: &Settings,
+    ) -> LocalBoxFuture<'static, Result<Self::Outcome, DbError>>;
 
     /// Acts on a successful run: logs, figures, news for other actors.
     fn on_success(&mut self, outcome: Self::Outcome, cx: &RunContext<'_>);
@@ -98,7 +102,16 @@ impl<C: Check> Ticker<C> {
         first_delay: Duration,
         exit: ExitNotice<ChildKind>,
     ) -> Self {
-        Ticker { check, project, db, settings, state, first_delay, failures: 0, exit }
+        Ticker {
+            check,
+            project,
+            db,
+            settings,
+            state,
+            first_delay,
+            failures: 0,
+            exit,
+        }
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -125,7 +138,11 @@ impl<C: Check> Ticker<C> {
                     log::info!(environment = self.project.as_str(), check = check;
                         "✅ Environment healthy again: checks succeed");
                 }
-                let cx = RunContext { project: &self.project, settings: &self.settings, state: &self.state };
+                let cx = RunContext {
+                    project: &self.project,
+                    settings: &self.settings,
+                    state: &self.state,
+                };
                 self.check.on_success(outcome, &cx);
             }
             Err(error) => {
@@ -154,7 +171,9 @@ impl<C: Check> Ticker<C> {
             return interval.saturating_sub(took);
         }
         let factor = 2u32.saturating_pow((self.failures - 1).min(16));
-        interval.saturating_mul(factor).min(self.settings.backoff_cap())
+        interval
+            .saturating_mul(factor)
+            .min(self.settings.backoff_cap())
     }
 }
 

@@ -46,7 +46,11 @@ impl Check for WorkerReaper {
     const KIND: ChildKind = ChildKind::WorkerReaper;
     type Outcome = (Reaped, Vec<ForeignDeath>);
 
-    fn run_once(&mut self, db: &Database, settings: &Settings) -> LocalBoxFuture<'static, Result<Self::Outcome, DbError>> {
+    fn run_once(
+        &mut self,
+        db: &Database,
+        settings: &Settings,
+    ) -> LocalBoxFuture<'static, Result<Self::Outcome, DbError>> {
         let db = db.clone();
         let dead_after = settings.dead_worker_after;
         let foreign: Vec<ForeignDeath> = self
@@ -93,13 +97,22 @@ impl Check for WorkerReaper {
                 let deaths = reaped
                     .dead
                     .iter()
-                    .map(|w| ForeignDeath { worker: w.clone(), seen_at: reaped.now.clone() })
+                    .map(|w| ForeignDeath {
+                        worker: w.clone(),
+                        seen_at: reaped.now.clone(),
+                    })
                     .collect();
-                news.do_send(WorkersDied { from: cx.project.to_string(), deaths });
+                news.do_send(WorkersDied {
+                    from: cx.project.to_string(),
+                    deaths,
+                });
             }
         }
         if !elsewhere.is_empty() {
-            let workers: BTreeSet<&str> = elsewhere.iter().filter_map(|j| j.worker.as_deref()).collect();
+            let workers: BTreeSet<&str> = elsewhere
+                .iter()
+                .filter_map(|j| j.worker.as_deref())
+                .collect();
             log::warn!(
                 environment = cx.project,
                 count = elsewhere.len(),

@@ -1,0 +1,213 @@
+//! Configuration through the real binary: bad settings stop start-up with
+//! one line naming the variable (exit 2); `.env` is read but never wins.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Monitor, TempDir, TestDb, command, fast};
+
+const PROJECT: (&str, &str) = (
+    "DEV_SUPABASE_DB_URL",
+    "postgres://postgres:hunter2@127.0.0.1:1/x",
+);
+
+/// Each case: extra variables (a valid project is added unless the case sets
+/// one), extra arguments, an optional `.env` text, and what the one line
+/// must name.
+struct Case {
+    vars: &'static [(&'static str, &'static str)],
+    args: &'static [&'static str],
+    dotenv: Option<&'static str>,
+    names: &'static str,
+}
+
+const fn case(vars: &'static [(&'static str, &'static str)], names: &'static str) -> Case {
+    Case {
+        vars,
+        args: &[],
+        dotenv: None,
+        names,
+    }
+}
+
+const CASES: &[Case] = &[
+    case(
+        &[("MONITOR_CHECK_INTERVAL", "0s")],
+        "MONITOR_CHECK_INTERVAL",
+    ),
+    case(
+        &[("MONITOR_CHECK_INTERVAL", "-5s")],
+        "MONITOR_CHECK_INTERVAL",
+    ),
+    case(
+        &[("MONITOR_CHECK_INTERVAL", "30")],
+        "MONITOR_CHECK_INTERVAL",
+    ),
+    case(&[("MONITOR_CHECK_INTERVAL", "")], "MONITOR_CHECK_INTERVAL"),
+    case(
+        &[("MONITOR_STUCK_JOB_AFTER", "abc")],
+        "MONITOR_STUCK_JOB_AFTER",
+    ),
+    case(
+        &[("MONITOR_STUCK_JOB_AFTER", "3 weeks")],
+        "MONITOR_STUCK_JOB_AFTER",
+    ),
+    case(
+        &[("MONITOR_STUCK_JOB_AFTER", "10s")],
+        "MONITOR_STUCK_JOB_AFTER",
+    ),
+    case(
+        &[("MONITOR_DEAD_WORKER_AFTER", "10s")],
+        "MONITOR_DEAD_WORKER_AFTER",
+    ),
+    case(
+        &[
+            ("MONITOR_DEAD_WORKER_AFTER", "1m"),
+            ("MONITOR_CHECK_INTERVAL", "2m"),
+        ],
+        "MONITOR_DEAD_WORKER_AFTER",
+    ),
+    case(
+        &[("MONITOR_HEALTH_LOG_EVERY", "5x")],
+        "MONITOR_HEALTH_LOG_EVERY",
+    ),
+    case(
+        &[("MONITOR_FAILED_JOBS_WARN", "ten")],
+        "MONITOR_FAILED_JOBS_WARN",
+    ),
+    case(
+        &[("MONITOR_FAILED_JOBS_WARN", "-1")],
+        "MONITOR_FAILED_JOBS_WARN",
+    ),
+    case(
+        &[("MONITOR_CONNECT_TIMEOUT", "1.5.2s")],
+        "MONITOR_CONNECT_TIMEOUT",
+    ),
+    case(
+        &[("MONITOR_STATEMENT_TIMEOUT", "0ms")],
+        "MONITOR_STATEMENT_TIMEOUT",
+    ),
+    case(&[("LOG_LEVEL", "verbose")], "LOG_LEVEL"),
+    case(&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
+    case(
+        &[(
+            "DEV_SUPABASE_DB_URL",
+            "postgres://u:hunter2@host:notaport/db",
+        )],
+        "DEV_SUPABASE_DB_URL",
+    ),
+    case(&[("DEV_SUPABASE_DB_URL", "")], "DEV_SUPABASE_DB_URL"),
+    case(
+        &[(
+            "DEV_SUPABASE_DB_URL",
+            "postgres://u:hunter2@h/db?sslmode=sometimes",
+        )],
+        "DEV_SUPABASE_DB_URL",
+    ),
+    case(
+        &[
+            ("DEV_SUPABASE_URL", "https://abc.supabase.co"),
+            ("DEV_SUPABASE_SERVICE_KEY", "k"),
+        ],
+        "DEV_SUPABASE_DB_URL",
+    ),
+    case(
+        &[PROJECT, ("dev_SUPABASE_DB_URL", "postgres://u@h/db")],
+        "dev_SUPABASE_DB_URL",
+    ),
+    case(
+        &[("MY-PROJ_SUPABASE_DB_URL", "postgres://u@h/db")],
+        "MY-PROJ_SUPABASE_DB_URL",
+    ),
+    case(
+        &[("_SUPABASE_DB_URL", "postgres://u@h/db")],
+        "_SUPABASE_DB_URL",
+    ),
+    Case {
+        vars: &[],
+        args: &["--check-interval", "0s"],
+        dotenv: None,
+        names: "MONITOR_CHECK_INTERVAL",
+    },
+    Case {
+        vars: &[],
+        args: &[],
+        dotenv: Some("MONITOR_CHECK_INTERVAL=30s\nthis is not a setting\n"),
+        names: ".env line 2",
+    },
+    Case {
+        vars: &[],
+        args: &[],
+        dotenv: Some("=oops\n"),
+        names: ".env line 1",
+    },
+];
+
+/// Every bad setting exits with code 2 and one line on stderr that names
+/// the variable and never shows the password.
+#[test]
+fn bad_settings_stop_start_up_with_one_line_naming_the_variable() {
+    for (i, c) in CASES.iter().enumerate() {
+        let dir = TempDir::new();
+        if let Some(text) = c.dotenv {
+            std::fs::write(dir.0.join(".env"), text).unwrap();
+        }
+        let mut vars: Vec<(&str, &str)> = Vec::new();
+        let sets_project = c.vars.iter().any(|(k, _)| k.contains("SUPABASE"));
+        if !sets_project {
+            vars.push(PROJECT);
+        }
+        vars.extend(c.vars.iter().copied());
+        let mut args = vec!["run"];
+        args.extend(c.args.iter().copied());
+        let out = common::output_within(command(&args, &vars, &dir), Duration::from_secs(10));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let what = format!("case {i} ({:?} {:?}): stderr {stderr:?}", c.vars, c.args);
+        assert_eq!(out.status.code(), Some(2), "{what}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{what}");
+        assert!(stderr.contains(c.names), "{what}");
+        assert!(stderr.contains("expected"), "says what is expected: {what}");
+        assert!(!stderr.contains("hunter2"), "{what}");
+        assert!(out.stdout.is_empty(), "{what}");
+    }
+}
+
+/// With no project at all the message says what to set.
+#[test]
+fn no_project_says_what_to_set() {
+    let dir = TempDir::new();
+    let out = common::output_within(command(&[], &[], &dir), Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("<NAME>_SUPABASE_DB_URL"), "{stderr}");
+}
+
+/// A `.env` in the working directory is read, and the real environment
+/// wins over it: its bad interval is overridden, its project is watched.
+#[test]
+fn dotenv_is_read_and_never_overrides_the_environment() {
+    let db = TestDb::new("dotenv");
+    let vars = fast(&[]);
+    let mut monitor_vars: Vec<(String, String)> = vars.clone();
+    monitor_vars.retain(|(k, _)| k != "MONITOR_CHECK_INTERVAL");
+    monitor_vars.push(("MONITOR_CHECK_INTERVAL".into(), "200ms".into()));
+    let dotenv = format!(
+        "# watched through .env\nFROMFILE_SUPABASE_DB_URL={}\nMONITOR_CHECK_INTERVAL=oops\n",
+        db.url
+    );
+    let monitor = Monitor::start_with_dotenv(&monitor_vars, &dotenv);
+    let started = monitor.wait_for(
+        1,
+        "🚀 Health monitor started",
+        None,
+        Duration::from_secs(20),
+    );
+    assert_eq!(started[0]["environments"], serde_json::json!(["fromfile"]));
+    monitor.wait_for(
+        1,
+        "📊 System health status",
+        Some("fromfile"),
+        Duration::from_secs(20),
+    );
+}
