@@ -3,19 +3,12 @@
 //! configuration (exit 2 on a bad setting), starts logging and runs the
 //! chosen subcommand.
 
-mod cli;
-mod config;
-mod dotenv;
-mod duration;
-mod logging;
-mod run;
-
 use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-
-use crate::cli::{Cli, Command};
+use registre_monitor::cli::{Cli, Command};
+use registre_monitor::{config, dotenv, logging, run};
 
 /// Exit code for a bad setting or bad command line (as clap's own).
 const EXIT_BAD_CONFIG: u8 = 2;

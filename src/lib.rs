@@ -1,0 +1,10 @@
+//! registre-monitor, the program around the actor tree: command line,
+//! configuration, logging and wiring. The actor tree and its SQL are in the
+//! `registre-actors` crate (`actors/`).
+
+pub mod cli;
+pub mod config;
+pub mod dotenv;
+pub mod duration;
+pub mod logging;
+pub mod run;
