@@ -15,6 +15,7 @@
 pub mod database;
 pub mod environment;
 pub mod health_reporter;
+pub mod indexes;
 pub mod project;
 pub mod settings;
 pub mod sql;
