@@ -28,6 +28,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the monitor until SIGTERM or Ctrl-C (the default).
     Run,
+    /// Ask a running monitor's /healthz (MONITOR_HTTP_ADDR): exit 0 when
+    /// healthy, 1 otherwise. For container health checks (no shell, no curl).
+    Healthcheck,
 }
 
 /// Settings shared by every subcommand.
@@ -103,4 +106,17 @@ pub struct SettingsArgs {
     /// text or json (one JSON object a line) [default: text]
     #[arg(long, env = "LOG_FORMAT", global = true, value_name = "FORMAT")]
     pub log_format: Option<String>,
+
+    /// Address of /healthz, /readyz, /metrics and /status, or off [default: 127.0.0.1:9464]
+    #[arg(long, env = "MONITOR_HTTP_ADDR", global = true, value_name = "ADDR")]
+    pub http_addr: Option<String>,
+
+    /// true enables POST /debug/fault, a drill hook that makes a check panic or hang [default: false]
+    #[arg(
+        long,
+        env = "MONITOR_ENABLE_FAULT_INJECTION",
+        global = true,
+        value_name = "BOOL"
+    )]
+    pub enable_fault_injection: Option<String>,
 }

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use log::LevelFilter;
@@ -27,6 +28,7 @@ pub struct Config {
     pub projects: Vec<Project>,
     pub settings: Settings,
     pub log: LogSettings,
+    pub http: HttpSettings,
     /// Things worth a WARN line once logging is up.
     pub warnings: Vec<String>,
 }
@@ -43,6 +45,20 @@ pub struct LogSettings {
     /// `RUST_LOG`, which wins over `LOG_LEVEL` when set.
     pub rust_log: Option<String>,
     pub format: LogFormat,
+}
+
+/// The HTTP endpoints (`/healthz`, `/metrics`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Where to listen; `None` when `MONITOR_HTTP_ADDR=off`.
+    pub addr: Option<SocketAddr>,
+    /// Whether `POST /debug/fault` (a drill hook) is served.
+    pub fault_injection: bool,
+}
+
+impl HttpSettings {
+    /// Local only by default: the endpoints tell about the queue.
+    pub const ADDR_DEFAULT: &str = "127.0.0.1:9464";
 }
 
 /// A bad setting, as one line.
@@ -63,11 +79,13 @@ fn bad(var: &str, value: &str, problem: &str, expected: &str) -> ConfigError {
 pub fn load(args: &SettingsArgs, env: &[(String, String)]) -> Result<Config, ConfigError> {
     let log = log_settings(args, env)?;
     let settings = settings(args)?;
+    let http = http_settings(args)?;
     let (projects, warnings) = projects(env)?;
     Ok(Config {
         projects,
         settings,
         log,
+        http,
         warnings,
     })
 }
@@ -148,6 +166,47 @@ fn settings(args: &SettingsArgs) -> Result<Settings, ConfigError> {
         )));
     }
     Ok(s)
+}
+
+/// Reads `MONITOR_HTTP_ADDR` and `MONITOR_ENABLE_FAULT_INJECTION`; needs no
+/// project, so `healthcheck` can use it alone.
+pub fn http_settings(args: &SettingsArgs) -> Result<HttpSettings, ConfigError> {
+    let addr = match args.http_addr.as_deref().map(str::trim) {
+        Some("off") => None,
+        text => {
+            let text = text.unwrap_or(HttpSettings::ADDR_DEFAULT);
+            Some(text.parse::<SocketAddr>().map_err(|_| {
+                bad(
+                    "MONITOR_HTTP_ADDR",
+                    text,
+                    "is not an IP address and port",
+                    "an address such as 127.0.0.1:9464, 0.0.0.0:9464 or [::1]:9464 (port 0 picks a free one), or off",
+                )
+            })?)
+        }
+    };
+    let fault_injection = match args
+        .enable_fault_injection
+        .as_deref()
+        .map(|t| t.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("false" | "0" | "no" | "") => false,
+        Some("true" | "1" | "yes") => true,
+        Some(_) => {
+            let raw = args.enable_fault_injection.as_deref().unwrap_or_default();
+            return Err(bad(
+                "MONITOR_ENABLE_FAULT_INJECTION",
+                raw,
+                "is not a boolean",
+                "true or false",
+            ));
+        }
+    };
+    Ok(HttpSettings {
+        addr,
+        fault_injection,
+    })
 }
 
 fn log_settings(args: &SettingsArgs, env: &[(String, String)]) -> Result<LogSettings, ConfigError> {

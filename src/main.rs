@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use registre_monitor::cli::{Cli, Command};
-use registre_monitor::{config, dotenv, logging, run};
+use registre_monitor::{config, dotenv, healthcheck, logging, run};
 
 /// Exit code for a bad setting or bad command line (as clap's own).
 const EXIT_BAD_CONFIG: u8 = 2;
@@ -18,6 +18,9 @@ fn main() -> ExitCode {
         return config_error(&message);
     }
     let cli = Cli::parse();
+    if let Some(Command::Healthcheck) = cli.command {
+        return healthcheck::run(&cli.settings);
+    }
     let env: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
@@ -27,7 +30,13 @@ fn main() -> ExitCode {
     };
     logging::init(&config.log);
     match cli.command.unwrap_or(Command::Run) {
-        Command::Run => run::run(config),
+        Command::Run => {
+            if run::run(config).is_err() {
+                return ExitCode::from(EXIT_BAD_CONFIG);
+            }
+        }
+        // Asked before the configuration (it needs no project).
+        Command::Healthcheck => return healthcheck::run(&cli.settings),
     }
     ExitCode::SUCCESS
 }
