@@ -28,7 +28,8 @@ pub fn run(args: &SettingsArgs) -> ExitCode {
         eprintln!("registre-monitor healthcheck: MONITOR_HTTP_ADDR=off: no /healthz to ask");
         return ExitCode::FAILURE;
     };
-    match get(reachable(addr), "/healthz", TIMEOUT) {
+    let target = reachable(addr);
+    match get(target, "/healthz", TIMEOUT) {
         Ok((200, body)) => {
             println!("healthy: {}", body.trim());
             ExitCode::SUCCESS
@@ -38,7 +39,7 @@ pub fn run(args: &SettingsArgs) -> ExitCode {
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("unhealthy: cannot ask http://{addr}/healthz: {e}");
+            eprintln!("unhealthy: cannot ask http://{target}/healthz: {e}");
             ExitCode::FAILURE
         }
     }
