@@ -80,6 +80,41 @@ fn healthz_turns_503_when_a_child_hangs() {
     assert_eq!(status["healthy"], false);
 }
 
+/// A panic injected through the drill hook restarts that check alone: the
+/// restart shows in `/metrics` and `/status`, the check ticks again, and
+/// `/healthz` stays 200 through it (a restarting child is being healed).
+#[test]
+fn an_injected_panic_is_restarted_and_counted() {
+    let db = TestDb::new("panichook");
+    let monitor = Monitor::start(&quick(&db, &[("MONITOR_ENABLE_FAULT_INJECTION", "true")]));
+    let addr = addr(&monitor);
+    let restarts =
+        "registre_monitor_actor_restarts_total{environment=\"dev\",actor=\"StuckJobResetter\"}";
+    eventually("a first run", WAIT, || {
+        runs(&get_json(addr, "/status").1, "dev", "StuckJobResetter") >= 1
+    });
+    assert_eq!(metrics(addr)[restarts], 0.0);
+    let (code, body) = post(
+        addr,
+        "/debug/fault?environment=dev&actor=StuckJobResetter&fault=panic",
+    );
+    assert_eq!(code, 202, "{body}");
+    monitor.wait_for(1, "💥 Panic: injected panic", None, WAIT);
+    eventually("the restart is counted", WAIT, || {
+        metrics(addr)[restarts] == 1.0
+    });
+    let (_, status) = get_json(addr, "/status");
+    let before = runs(&status, "dev", "StuckJobResetter");
+    assert_eq!(
+        status["projects"]["dev"]["checks"]["StuckJobResetter"]["restarts"],
+        1
+    );
+    eventually("the check ticks again", WAIT, || {
+        runs(&get_json(addr, "/status").1, "dev", "StuckJobResetter") > before
+    });
+    assert_eq!(get(addr, "/healthz").0, 200);
+}
+
 /// Without `MONITOR_ENABLE_FAULT_INJECTION=true` the drill hook does not
 /// exist: 404, and nothing is injected.
 #[test]
