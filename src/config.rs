@@ -377,6 +377,35 @@ mod tests {
     }
 
     #[test]
+    fn http_address_and_fault_hook_settings() {
+        use clap::Parser;
+        let parse = |args: &[&str]| {
+            let cli = crate::cli::Cli::try_parse_from(
+                std::iter::once("registre-monitor").chain(args.iter().copied()),
+            )
+            .unwrap();
+            http_settings(&cli.settings)
+        };
+        // Flags win over the variables; the defaults only show without them.
+        if std::env::var_os("MONITOR_HTTP_ADDR").is_none() {
+            assert_eq!(
+                parse(&[]).unwrap().addr,
+                Some("127.0.0.1:9464".parse().unwrap())
+            );
+        }
+        assert_eq!(parse(&["--http-addr", "off"]).unwrap().addr, None);
+        let e = parse(&["--http-addr", "9464"]).unwrap_err();
+        assert!(e.0.starts_with("MONITOR_HTTP_ADDR=\"9464\""), "{e}");
+        assert!(
+            parse(&["--enable-fault-injection", "true"])
+                .unwrap()
+                .fault_injection
+        );
+        let e = parse(&["--enable-fault-injection", "maybe"]).unwrap_err();
+        assert!(e.0.contains("MONITOR_ENABLE_FAULT_INJECTION"), "{e}");
+    }
+
+    #[test]
     fn https_only_names_the_variable_to_add() {
         let e = projects(&env(&[("DEV_SUPABASE_URL", "https://x.supabase.co")])).unwrap_err();
         assert!(e.0.contains("DEV_SUPABASE_DB_URL"), "{e}");
