@@ -107,7 +107,8 @@ impl MonitorState {
 
     /// Records a failed run, and says whether it is news: an error another
     /// check of the same project already reported (a down database fails all
-    /// three) or that this check reported last time is not.
+    /// three), that this check reported last time, or a schema problem while
+    /// one is already reported, is not.
     pub fn run_failed(
         &self,
         project: &str,
@@ -123,10 +124,12 @@ impl MonitorState {
             p.ever_reached = true;
             p.reachable = Some(true);
         }
-        let known = p
-            .checks
-            .values()
-            .any(|c| c.last_error.as_ref() == Some(error));
+        // One broken schema fails several statements, each naming the
+        // problem its own way: the first report stands for all of them.
+        let known = p.checks.values().any(|c| match &c.last_error {
+            Some(DbError::Schema(_)) => matches!(error, DbError::Schema(_)),
+            other => other.as_ref() == Some(error),
+        });
         let c = p.checks.entry(check).or_default();
         c.runs += 1;
         c.errors += 1;
@@ -189,6 +192,16 @@ mod tests {
             "last failing check recovered"
         );
         assert_eq!(state.run_failed("dev", "A", took, &down), FailureNews::New);
+        let column = DbError::Schema("column a.x does not exist".into());
+        let same_column = DbError::Schema("column x does not exist".into());
+        assert_eq!(
+            state.run_failed("prod", "B", took, &column),
+            FailureNews::New
+        );
+        assert_eq!(
+            state.run_failed("prod", "C", took, &same_column),
+            FailureNews::Repeated
+        );
     }
 
     #[test]

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod pgbouncer;
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
