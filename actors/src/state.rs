@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::database::DbError;
 use crate::sql::HealthCounts;
+use crate::ticker::ChildKind;
 
 /// One check of one project.
 #[derive(Debug, Clone, Default)]
@@ -157,12 +158,22 @@ impl MonitorState {
     }
 
     /// Active workers in the whole fleet: workers heartbeat in one project
-    /// but serve all of them. `None` until every project has reported once,
-    /// so that start-up order cannot make an empty fleet appear.
+    /// but serve all of them. A project counts with its last known figure;
+    /// `None` while some project has not yet had its first health count
+    /// tried, so that start-up order cannot make an empty fleet appear. A
+    /// project never reached counts as none: it cannot hide an empty fleet
+    /// elsewhere for ever.
     pub fn fleet_active_workers(&self) -> Option<u64> {
         self.lock()
             .values()
-            .map(|p| p.last_counts.map(|c| c.active_workers))
+            .map(|p| match p.last_counts {
+                Some(counts) => Some(counts.active_workers),
+                None => p
+                    .checks
+                    .get(ChildKind::HealthReporter.name())
+                    .filter(|c| c.runs > 0)
+                    .map(|_| 0),
+            })
             .sum()
     }
 }
@@ -217,5 +228,19 @@ mod tests {
         assert_eq!(state.fleet_active_workers(), None);
         state.update("b", |p| p.last_counts = Some(counts(3)));
         assert_eq!(state.fleet_active_workers(), Some(3));
+        state.add_project("down");
+        assert_eq!(state.fleet_active_workers(), None);
+        let refused = DbError::Unreachable("refused".into());
+        state.run_failed(
+            "down",
+            ChildKind::HealthReporter.name(),
+            Duration::ZERO,
+            &refused,
+        );
+        assert_eq!(
+            state.fleet_active_workers(),
+            Some(3),
+            "a down project does not block the fleet figure"
+        );
     }
 }
