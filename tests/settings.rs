@@ -106,6 +106,13 @@ const CASES: &[Case] = &[
         "DEV_SUPABASE_DB_URL",
     ),
     case(
+        &[(
+            "DEV_SUPABASE_DB_URL",
+            "postgres://u:hunter2@h/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+        )],
+        "DEV_SUPABASE_DB_URL",
+    ),
+    case(
         &[
             ("DEV_SUPABASE_URL", "https://abc.supabase.co"),
             ("DEV_SUPABASE_SERVICE_KEY", "k"),

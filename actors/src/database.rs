@@ -12,7 +12,7 @@ use std::time::Duration;
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
-use tokio_postgres::{NoTls, SimpleQueryMessage};
+use tokio_postgres::SimpleQueryMessage;
 
 use crate::project::Project;
 
@@ -89,6 +89,10 @@ impl From<tokio_postgres::Error> for DbError {
         if let Some(db) = e.as_db_error() {
             let code = db.code().code();
             let msg = format!("{} (SQLSTATE {code})", db.message());
+            // PgBouncer reports a bad password as a protocol violation.
+            if db.message().contains("authentication failed") {
+                return DbError::Authentication(msg);
+            }
             return match &code[..2] {
                 "28" => DbError::Authentication(msg),
                 "42" => DbError::Schema(msg),
@@ -142,7 +146,7 @@ impl Database {
         }
         let manager = Manager::from_config(
             pg,
-            NoTls,
+            project.tls.connector(),
             // A killed backend closes its socket, which `Fast` notices; it
             // costs no round trip per checkout, unlike `Verified`.
             ManagerConfig {

@@ -24,6 +24,7 @@ pub mod stuck_job_resetter;
 pub mod supervision;
 pub mod supervisor;
 pub mod ticker;
+pub mod tls;
 pub mod worker_reaper;
 
 pub use database::{Database, DbError};

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::tls::{TlsSettings, split_tls_params};
+
 /// A Supabase project (an "environment" in the logs).
 ///
 /// Holds the parsed connection settings, never the connection string: the
@@ -15,6 +17,8 @@ pub struct Project {
     pub pg: tokio_postgres::Config,
     /// The connection string with its password replaced by `***`.
     pub redacted_url: String,
+    /// `sslmode` and `sslrootcert`, taken out of the string.
+    pub tls: TlsSettings,
 }
 
 impl fmt::Debug for Project {
@@ -22,6 +26,7 @@ impl fmt::Debug for Project {
         f.debug_struct("Project")
             .field("name", &self.name)
             .field("url", &self.redacted_url)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -35,7 +40,8 @@ impl Project {
     /// or libpq `key=value` form). The error never contains the password.
     pub fn parse(name: &str, url: &str) -> Result<Project, String> {
         let redacted_url = redact_url(url);
-        let pg: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
+        let (url, tls) = split_tls_params(url)?;
+        let mut pg: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
             let mut reason = e.to_string();
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
@@ -52,10 +58,12 @@ impl Project {
                 "names no host ({redacted_url}); expected {EXAMPLE_URL}"
             ));
         }
+        pg.ssl_mode(tls.mode.driver_mode());
         Ok(Project {
             name: name.to_string(),
             pg,
             redacted_url,
+            tls,
         })
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::database::DbError;
 use crate::sql::HealthCounts;
+use crate::ticker::ChildKind;
 
 /// One check of one project.
 #[derive(Debug, Clone, Default)]
@@ -143,7 +144,8 @@ impl MonitorState {
 
     /// Records a failed run, and says whether it is news: an error another
     /// check of the same project already reported (a down database fails all
-    /// three) or that this check reported last time is not.
+    /// three), that this check reported last time, or a schema problem while
+    /// one is already reported, is not.
     pub fn run_failed(
         &self,
         project: &str,
@@ -159,10 +161,12 @@ impl MonitorState {
             p.ever_reached = true;
             p.reachable = Some(true);
         }
-        let known = p
-            .checks
-            .values()
-            .any(|c| c.last_error.as_ref() == Some(error));
+        // One broken schema fails several statements, each naming the
+        // problem its own way: the first report stands for all of them.
+        let known = p.checks.values().any(|c| match &c.last_error {
+            Some(DbError::Schema(_)) => matches!(error, DbError::Schema(_)),
+            other => other.as_ref() == Some(error),
+        });
         let c = p.checks.entry(check).or_default();
         c.runs += 1;
         c.errors += 1;
@@ -193,12 +197,22 @@ impl MonitorState {
     }
 
     /// Active workers in the whole fleet: workers heartbeat in one project
-    /// but serve all of them. `None` until every project has reported once,
-    /// so that start-up order cannot make an empty fleet appear.
+    /// but serve all of them. A project counts with its last known figure;
+    /// `None` while some project has not yet had its first health count
+    /// tried, so that start-up order cannot make an empty fleet appear. A
+    /// project never reached counts as none: it cannot hide an empty fleet
+    /// elsewhere for ever.
     pub fn fleet_active_workers(&self) -> Option<u64> {
         self.lock()
             .values()
-            .map(|p| p.last_counts.map(|c| c.active_workers))
+            .map(|p| match p.last_counts {
+                Some(counts) => Some(counts.active_workers),
+                None => p
+                    .checks
+                    .get(ChildKind::HealthReporter.name())
+                    .filter(|c| c.runs > 0)
+                    .map(|_| 0),
+            })
             .sum()
     }
 }
@@ -228,6 +242,16 @@ mod tests {
             "last failing check recovered"
         );
         assert_eq!(state.run_failed("dev", "A", took, &down), FailureNews::New);
+        let column = DbError::Schema("column a.x does not exist".into());
+        let same_column = DbError::Schema("column x does not exist".into());
+        assert_eq!(
+            state.run_failed("prod", "B", took, &column),
+            FailureNews::New
+        );
+        assert_eq!(
+            state.run_failed("prod", "C", took, &same_column),
+            FailureNews::Repeated
+        );
     }
 
     #[test]
@@ -256,5 +280,19 @@ mod tests {
         assert_eq!(state.fleet_active_workers(), None);
         state.update("b", |p| p.last_counts = Some(counts(3)));
         assert_eq!(state.fleet_active_workers(), Some(3));
+        state.add_project("down");
+        assert_eq!(state.fleet_active_workers(), None);
+        let refused = DbError::Unreachable("refused".into());
+        state.run_failed(
+            "down",
+            ChildKind::HealthReporter.name(),
+            Duration::ZERO,
+            &refused,
+        );
+        assert_eq!(
+            state.fleet_active_workers(),
+            Some(3),
+            "a down project does not block the fleet figure"
+        );
     }
 }

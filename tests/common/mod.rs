@@ -5,6 +5,8 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod http;
+pub mod pgbouncer;
+pub mod proxy;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
