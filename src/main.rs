@@ -8,7 +8,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use registre_monitor::cli::{Cli, Command};
-use registre_monitor::{config, dotenv, logging, run};
+use registre_monitor::{
+    check, config, demo, diagnose, dotenv, duration, logging, reset_stuck_jobs, run,
+};
 
 /// Exit code for a bad setting or bad command line (as clap's own).
 const EXIT_BAD_CONFIG: u8 = 2;
@@ -21,15 +23,51 @@ fn main() -> ExitCode {
     let env: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
-    let config = match config::load(&cli.settings, &env) {
+    let command = cli.command.unwrap_or(Command::Run);
+    // The demo brings its own database: it needs no configured project.
+    let loaded = match command {
+        Command::Demo(_) => config::load_without_projects(&cli.settings, &env),
+        _ => config::load(&cli.settings, &env),
+    };
+    let config = match loaded {
         Ok(config) => config,
         Err(e) => return config_error(&e.0),
     };
     logging::init(&config.log);
-    match cli.command.unwrap_or(Command::Run) {
-        Command::Run => run::run(config),
+    match command {
+        Command::Run => {
+            run::run(config);
+            ExitCode::SUCCESS
+        }
+        Command::Check => check::run(config),
+        Command::Diagnose(args) => {
+            match config::select_projects(config.projects, args.env.as_deref()) {
+                Ok(projects) => diagnose::run(projects, config.settings, args.json),
+                Err(e) => config_error(&e.0),
+            }
+        }
+        Command::ResetStuckJobs(args) => {
+            let older_than = match &args.older_than {
+                None => config.settings.stuck_job_after,
+                Some(text) => match duration::parse(text) {
+                    Ok(d) => d,
+                    Err(problem) => {
+                        return config_error(&format!(
+                            "--older-than={text:?} {problem}; expected {}",
+                            duration::EXPECTED
+                        ));
+                    }
+                },
+            };
+            match config::select_projects(config.projects, args.env.as_deref()) {
+                Ok(projects) => {
+                    reset_stuck_jobs::run(projects, config.settings, older_than, args.dry_run)
+                }
+                Err(e) => config_error(&e.0),
+            }
+        }
+        Command::Demo(args) => demo::run(args),
     }
-    ExitCode::SUCCESS
 }
 
 fn config_error(message: &str) -> ExitCode {
