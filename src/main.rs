@@ -33,7 +33,10 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => return config_error(&e.0),
     };
-    logging::init(&config.log);
+    match command {
+        Command::Demo(_) => logging::init_for_live_line(&config.log),
+        _ => logging::init(&config.log),
+    }
     match command {
         Command::Run => {
             run::run(config);
