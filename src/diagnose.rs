@@ -15,6 +15,8 @@ use registre_actors::sql::{self, Diagnosis, ReleasedJob, StatusCount, WorkerRow}
 use registre_actors::{Database, Project, Settings};
 use serde::Serialize;
 
+use crate::cli::DiagnoseArgs;
+use crate::config::{self, Config, ConfigError};
 use crate::table::{self, Colour, Style, cell};
 
 /// A missing index, as reported.
@@ -49,6 +51,13 @@ pub struct ProjectReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub projects: Vec<ProjectReport>,
+}
+
+/// `diagnose` as the command line asks: the projects selected by `--env`
+/// (an unknown name is a configuration error).
+pub fn command(config: Config, args: &DiagnoseArgs) -> Result<ExitCode, ConfigError> {
+    let projects = config::select_projects(config.projects, args.env.as_deref())?;
+    Ok(run(projects, config.settings, args.json))
 }
 
 /// Diagnoses `projects` and prints the result.

@@ -8,9 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use registre_monitor::cli::{Cli, Command};
-use registre_monitor::{
-    check, config, demo, diagnose, dotenv, duration, logging, reset_stuck_jobs, run,
-};
+use registre_monitor::{check, config, demo, diagnose, dotenv, logging, reset_stuck_jobs, run};
 
 /// Exit code for a bad setting or bad command line (as clap's own).
 const EXIT_BAD_CONFIG: u8 = 2;
@@ -44,30 +42,10 @@ fn main() -> ExitCode {
         }
         Command::Check => check::run(config),
         Command::Diagnose(args) => {
-            match config::select_projects(config.projects, args.env.as_deref()) {
-                Ok(projects) => diagnose::run(projects, config.settings, args.json),
-                Err(e) => config_error(&e.0),
-            }
+            diagnose::command(config, &args).unwrap_or_else(|e| config_error(&e.0))
         }
         Command::ResetStuckJobs(args) => {
-            let older_than = match &args.older_than {
-                None => config.settings.stuck_job_after,
-                Some(text) => match duration::parse(text) {
-                    Ok(d) => d,
-                    Err(problem) => {
-                        return config_error(&format!(
-                            "--older-than={text:?} {problem}; expected {}",
-                            duration::EXPECTED
-                        ));
-                    }
-                },
-            };
-            match config::select_projects(config.projects, args.env.as_deref()) {
-                Ok(projects) => {
-                    reset_stuck_jobs::run(projects, config.settings, older_than, args.dry_run)
-                }
-                Err(e) => config_error(&e.0),
-            }
+            reset_stuck_jobs::command(config, &args).unwrap_or_else(|e| config_error(&e.0))
         }
         Command::Demo(args) => demo::run(args),
     }

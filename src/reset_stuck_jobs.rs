@@ -11,8 +11,28 @@ use std::time::Duration;
 use registre_actors::sql::{self, ReleasedJob};
 use registre_actors::{Database, DbError, Project, Settings};
 
+use crate::cli::ResetStuckJobsArgs;
+use crate::config::{self, Config, ConfigError};
 use crate::diagnose::jobs_table;
+use crate::duration;
 use crate::table::Style;
+
+/// `reset-stuck-jobs` as the command line asks: the projects selected by
+/// `--env`, `--older-than` or `MONITOR_STUCK_JOB_AFTER` (a bad value or an
+/// unknown name is a configuration error).
+pub fn command(config: Config, args: &ResetStuckJobsArgs) -> Result<ExitCode, ConfigError> {
+    let older_than = match &args.older_than {
+        None => config.settings.stuck_job_after,
+        Some(text) => duration::parse(text).map_err(|problem| {
+            ConfigError(format!(
+                "--older-than={text:?} {problem}; expected {}",
+                duration::EXPECTED
+            ))
+        })?,
+    };
+    let projects = config::select_projects(config.projects, args.env.as_deref())?;
+    Ok(run(projects, config.settings, older_than, args.dry_run))
+}
 
 /// Resets (or lists, with `dry_run`) each project's stuck jobs and prints them.
 pub fn run(
@@ -56,7 +76,7 @@ fn describe(
     result: Result<Vec<ReleasedJob>, DbError>,
     style: Style,
 ) -> String {
-    let limit = crate::duration::show(older_than);
+    let limit = duration::show(older_than);
     match result {
         Err(e) => format!("{}: {e} ({})\n", project.name, project.redacted_url),
         Ok(jobs) if jobs.is_empty() => format!(
