@@ -311,3 +311,70 @@ fn demo_without_postgres_says_what_it_tried_and_how_to_point_elsewhere() {
     );
     assert!(!err.contains("hunter2") && !out.contains("hunter2"));
 }
+
+/// Ctrl-C (SIGINT) in the middle of a demo stops it cleanly: it reports the
+/// interruption, exits 1 (not every job finished) and still drops its
+/// scratch database.
+#[test]
+fn demo_interrupted_by_ctrl_c_still_drops_its_scratch_database() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let url = admin_url();
+    let dir = TempDir::new();
+    let mut child = command(
+        &[
+            "demo",
+            "--workers",
+            "2",
+            "--jobs",
+            "500",
+            "--database-url",
+            &url,
+        ],
+        &[],
+        &dir,
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let name = first
+        .split_whitespace()
+        .find(|w| w.starts_with("registre_demo_"))
+        .unwrap_or_else(|| panic!("no scratch database named in: {first}"))
+        .to_string();
+    let mut admin = Client::connect(&url, NoTls).unwrap();
+    let exists = |admin: &mut Client| -> i64 {
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_database WHERE datname = $1",
+                &[&name],
+            )
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(exists(&mut admin), 1);
+
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let code = child.wait().unwrap().code();
+    assert_eq!(code, Some(1), "{rest}");
+    assert!(
+        rest.contains("NOT every job finished (interrupted)"),
+        "{rest}"
+    );
+    assert!(
+        rest.contains(&format!("Scratch database {name} dropped.")),
+        "{rest}"
+    );
+    assert_eq!(exists(&mut admin), 0, "{name} still exists");
+}

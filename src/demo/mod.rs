@@ -10,9 +10,9 @@
 //! queue). The scratch database is dropped at the end, Ctrl-C included.
 //!
 //! Parts: [`worker`] (the simulated worker), `scratch` (the database's life),
-//! `progress` (the live line and the summary).
+//! [`progress`] (the live line, the summary and the recovery times).
 
-mod progress;
+pub mod progress;
 mod scratch;
 pub mod worker;
 
@@ -92,6 +92,14 @@ pub fn run(args: DemoArgs) -> ExitCode {
     let system = actix_rt::System::new();
     let code = system.block_on(async move {
         let settings = demo_settings();
+        // Listening before the database exists: a Ctrl-C at any point after
+        // its creation still reaches the clean-up below.
+        let interrupt = CancellationToken::new();
+        let on_signal = interrupt.clone();
+        actix_rt::spawn(async move {
+            crate::run::shutdown_signal().await;
+            on_signal.cancel();
+        });
         let scratch = match Scratch::create(&server, settings.connect_timeout).await {
             Ok(s) => s,
             Err(e) => {
@@ -115,12 +123,6 @@ pub fn run(args: DemoArgs) -> ExitCode {
             duration::show(settings.dead_worker_after),
             duration::show(settings.check_interval),
         );
-        let interrupt = CancellationToken::new();
-        let on_signal = interrupt.clone();
-        actix_rt::spawn(async move {
-            crate::run::shutdown_signal().await;
-            on_signal.cancel();
-        });
         let outcome = demo(&scratch, &settings, &args, limit, interrupt).await;
         let dropped = scratch.drop_database().await;
         match outcome {
