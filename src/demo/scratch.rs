@@ -57,13 +57,13 @@ impl Scratch {
 
     /// The scratch database as a project named `demo`.
     pub fn project(&self) -> Project {
-        let mut pg = self.server.pg.clone();
-        pg.dbname(&self.name);
-        Project {
-            name: "demo".into(),
-            pg,
-            redacted_url: format!("{} (database {})", self.server.redacted_url, self.name),
-        }
+        // A copy of the server's project (whatever else it carries, such as
+        // TLS settings), pointed at the scratch database.
+        let mut project = self.server.clone();
+        project.name = "demo".into();
+        project.pg.dbname(&self.name);
+        project.redacted_url = format!("{} (database {})", self.server.redacted_url, self.name);
+        project
     }
 
     /// Drops the database, ending whatever session is still on it.
