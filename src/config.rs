@@ -90,6 +90,41 @@ pub fn load(args: &SettingsArgs, env: &[(String, String)]) -> Result<Config, Con
     })
 }
 
+/// As [`load`], for a command that brings its own project (the demo): no
+/// `<NAME>_SUPABASE_DB_URL` is needed and any is ignored.
+pub fn load_without_projects(
+    args: &SettingsArgs,
+    env: &[(String, String)],
+) -> Result<Config, ConfigError> {
+    Ok(Config {
+        projects: Vec::new(),
+        settings: settings(args)?,
+        log: log_settings(args, env)?,
+        http: http_settings(args)?,
+        warnings: Vec::new(),
+    })
+}
+
+/// The projects to work on: all, or only the one named `only` (an unknown
+/// name is an error that lists the known ones).
+pub fn select_projects(
+    projects: Vec<Project>,
+    only: Option<&str>,
+) -> Result<Vec<Project>, ConfigError> {
+    let Some(name) = only else {
+        return Ok(projects);
+    };
+    let wanted = name.trim().to_ascii_lowercase();
+    let known: Vec<&str> = projects.iter().map(|p| p.name.as_str()).collect();
+    if !known.contains(&wanted.as_str()) {
+        return Err(ConfigError(format!(
+            "--env {name:?} names no configured project; expected one of: {}",
+            known.join(", ")
+        )));
+    }
+    Ok(projects.into_iter().filter(|p| p.name == wanted).collect())
+}
+
 fn duration_setting(
     var: &str,
     value: &Option<String>,

@@ -17,6 +17,7 @@ pub mod environment;
 pub mod health_reporter;
 pub mod indexes;
 pub mod project;
+pub mod schema;
 pub mod settings;
 pub mod sql;
 pub mod state;
