@@ -119,6 +119,10 @@ pub struct WorkerStats {
     /// Jobs it tried to finish after a hang that were no longer its own
     /// (the monitor had taken them back).
     pub lost: u64,
+    /// Jobs taken from it while it was working normally, heartbeating: the
+    /// monitor acting too early. Stays 0 while the stuck threshold exceeds
+    /// the longest job.
+    pub stolen: u64,
     /// Statements that failed (the worker waits and carries on).
     pub errors: u64,
     pub incidents: Vec<Incident>,
@@ -247,7 +251,7 @@ impl Worker {
                 Fate::Complete | Fate::Fail => {
                     tokio::time::sleep(work).await;
                     let failure = (fate == Fate::Fail).then_some("Simulated extraction error");
-                    self.finish(id, &job.id, failure).await;
+                    self.finish(id, &job.id, failure, false).await;
                 }
                 Fate::Crash => {
                     tokio::time::sleep(work / 2).await;
@@ -258,7 +262,7 @@ impl Worker {
                     tokio::time::sleep(work / 2).await;
                     self.incident(Fate::Hang, id, &job.id).await;
                     tokio::time::sleep(self.config.hang_for).await;
-                    self.finish(id, &job.id, None).await;
+                    self.finish(id, &job.id, None, true).await;
                 }
             }
         }
@@ -305,13 +309,14 @@ impl Worker {
         });
     }
 
-    async fn finish(&mut self, id: &str, job: &str, failure: Option<&str>) {
+    async fn finish(&mut self, id: &str, job: &str, failure: Option<&str>, after_hang: bool) {
         let result = sql::finish_job(&self.db, id, job, failure).await;
         let mut s = self.note();
         match result {
             Ok(Some(3)) => s.completed += 1,
             Ok(Some(_)) => s.failed += 1,
-            Ok(None) => s.lost += 1,
+            Ok(None) if after_hang => s.lost += 1,
+            Ok(None) => s.stolen += 1,
             Err(_) => s.errors += 1,
         }
     }
