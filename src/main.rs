@@ -43,7 +43,8 @@ fn main() -> ExitCode {
     match command {
         Command::Run => match run::run(config) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(_) => ExitCode::from(EXIT_BAD_CONFIG),
+            Err(run::RunError::Startup(_)) => ExitCode::from(EXIT_BAD_CONFIG),
+            Err(run::RunError::SupervisorDied) => ExitCode::FAILURE,
         },
         // Normally answered above, before the configuration (it needs no project).
         Command::Healthcheck => healthcheck::run(&cli.settings),

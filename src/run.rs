@@ -8,9 +8,21 @@ use crate::config::Config;
 use crate::liveness::Liveness;
 use crate::{http, notify};
 
-/// Runs the monitor; returns when asked to stop, or at once with the reason
-/// when the HTTP address cannot be listened on (logged at ERROR).
-pub fn run(config: Config) -> Result<(), String> {
+/// Why `run` ended other than by being asked to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunError {
+    /// Start-up could not finish (the HTTP address cannot be listened on);
+    /// a configuration problem: exit code 2.
+    Startup(String),
+    /// The root of the actor tree is gone, so nothing is watched any more:
+    /// exit code 1, for docker or systemd to start a fresh process.
+    SupervisorDied,
+}
+
+/// Runs the monitor; returns when asked to stop, at once with the reason
+/// when the HTTP address cannot be listened on, or when the actor tree's
+/// root has died (each logged at ERROR).
+pub fn run(config: Config) -> Result<(), RunError> {
     let system = actix_rt::System::new();
     system.block_on(async move {
         for warning in &config.warnings {
@@ -21,7 +33,7 @@ pub fn run(config: Config) -> Result<(), String> {
             Ok(listener) => listener,
             Err(e) => {
                 log::error!("{e}");
-                return Err(e);
+                return Err(RunError::Startup(e));
             }
         };
         let state = MonitorState::new();
@@ -47,7 +59,7 @@ pub fn run(config: Config) -> Result<(), String> {
                     Err(e) => {
                         let e = format!("HTTP server on {addr} did not start: {e}");
                         log::error!("{e}");
-                        return Err(e);
+                        return Err(RunError::Startup(e));
                     }
                 }
             }
@@ -55,15 +67,29 @@ pub fn run(config: Config) -> Result<(), String> {
         };
         notify::ready(count);
         notify::spawn_watchdog(liveness);
-        shutdown_signal().await;
+        let outcome = tokio::select! {
+            _ = shutdown_signal() => Ok(()),
+            _ = gone(supervisor.clone()) => {
+                log::error!("💥 The Supervisor stopped: exiting so that the service manager starts a fresh monitor");
+                Err(RunError::SupervisorDied)
+            }
+        };
         log::info!("🛑 Shutting down");
         notify::stopping();
         if let Some(server) = server {
             server.stop(true).await;
         }
         System::current().stop();
-        Ok(())
+        outcome
     })
+}
+
+/// Resolves when `supervisor` has stopped: a panic there would otherwise
+/// leave a process that runs and watches nothing.
+async fn gone(supervisor: Addr<Supervisor>) {
+    while supervisor.connected() {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT (Ctrl-C).
