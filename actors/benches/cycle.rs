@@ -420,10 +420,11 @@ fn measure(c: &mut Client, rows: u64, open: u64, args: &Args, table: &mut Vec<Li
     let mut phase = |c: &mut Client, indexes: bool, cycle: &'static str| {
         let dead_jobs = baseline_dead_jobs(c);
         let sides = [baseline_side(&dead_jobs), monitor_side()];
-        let mut results = Vec::new();
-        for side in &sides {
-            let mut totals = Vec::new();
-            for i in 0..=args.cycles {
+        // Cycles alternate between the sides, so a busy neighbour slows
+        // both alike.
+        let mut totals: [Vec<Cost>; 2] = [Vec::new(), Vec::new()];
+        for i in 0..=args.cycles {
+            for (side, totals) in sides.iter().zip(totals.iter_mut()) {
                 let (total, detail) = run_cycle(c, side);
                 if args.detail && i == args.cycles {
                     eprintln!(
@@ -437,13 +438,20 @@ fn measure(c: &mut Client, rows: u64, open: u64, args: &Args, table: &mut Vec<Li
                         );
                     }
                 }
+                // The first cycle warms the caches.
                 if i > 0 {
                     totals.push(total);
                 }
             }
-            totals.sort_by(|a, b| a.exec_ms.total_cmp(&b.exec_ms));
-            results.push((side.statements.len(), totals[totals.len() / 2].clone()));
         }
+        let mut results: Vec<(usize, Cost)> = sides
+            .iter()
+            .zip(totals)
+            .map(|(side, mut totals)| {
+                totals.sort_by(|a, b| a.exec_ms.total_cmp(&b.exec_ms));
+                (side.statements.len(), totals[totals.len() / 2].clone())
+            })
+            .collect();
         let monitor = results.pop().expect("two sides");
         let baseline = results.pop().expect("two sides");
         eprintln!(

@@ -151,11 +151,18 @@ pub fn reap_dead_workers_sql(dead_after: Duration, foreign: &[ForeignDeath]) -> 
             RETURNING worker_id
         ), foreign_dead (worker_id, seen_at) AS (
             {foreign_rows}
+        ), suspects AS (
+            SELECT array(SELECT worker_id FROM dead UNION SELECT worker_id FROM foreign_dead) AS ids
         ), held AS (
             SELECT q.id, q.worker_id,
                    floor(extract(epoch FROM now() - coalesce(q.processing_started_at, q.updated_at)))::bigint AS seconds
             FROM extraction_queue q
             WHERE q.status_id = 2
+              -- Implied by the condition below; there so that no queue row
+              -- is read when nobody died (a one-time filter), and only the
+              -- suspects' jobs when someone did (an index condition).
+              AND (SELECT cardinality(ids) FROM suspects) > 0
+              AND q.worker_id = ANY ((SELECT ids FROM suspects)::text[])
               AND (q.worker_id IN (SELECT worker_id FROM dead)
                    OR EXISTS (SELECT 1 FROM foreign_dead f
                               WHERE f.worker_id = q.worker_id
