@@ -3,6 +3,8 @@
 -- reads only the jobs that matter (waiting, processing, failed), whatever
 -- the size of the table. Run them one by one (CONCURRENTLY cannot run in a
 -- transaction block): psql "$URL" -f sql/indexes.sql
+-- Then `ANALYZE extraction_queue` (or wait for autovacuum): the planner
+-- needs the statistics of the expression index to pick it.
 -- `registre-monitor diagnose` lists the ones a database lacks.
 -- Measured by `cargo bench -p registre-actors --bench cycle` (README,
 -- "Performance").
