@@ -31,7 +31,9 @@
 //! of the rows), `--cycles N` (default 7), `--url URL` (default
 //! `$TEST_DATABASE_URL` or `postgres://postgres@127.0.0.1:5432/postgres`),
 //! `--keep` (keep the generated databases for the next run), `--detail`
-//! (each statement of the last cycle).
+//! (each statement of the last cycle), `--serial` (no parallel workers, so
+//! the time is the work of one backend: the monitor's data-modifying
+//! statements can never use parallel workers, the baseline's selects can).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -57,6 +59,7 @@ struct Args {
     url: String,
     keep: bool,
     detail: bool,
+    serial: bool,
 }
 
 fn parse_args() -> Args {
@@ -68,6 +71,7 @@ fn parse_args() -> Args {
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
         keep: false,
         detail: false,
+        serial: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -94,6 +98,7 @@ fn parse_args() -> Args {
             "--url" => args.url = value(),
             "--keep" => args.keep = true,
             "--detail" => args.detail = true,
+            "--serial" => args.serial = true,
             // `cargo bench` passes `--bench`.
             "--bench" => {}
             other => usage(&format!("unknown argument {other}")),
@@ -105,7 +110,7 @@ fn parse_args() -> Args {
 fn usage(problem: &str) -> ! {
     eprintln!(
         "cycle: {problem}\nusage: cargo bench -p registre-actors --bench cycle -- \
-         [--rows N,N] [--open-jobs N] [--cycles N] [--url URL] [--keep] [--detail]"
+         [--rows N,N] [--open-jobs N] [--cycles N] [--url URL] [--keep] [--detail] [--serial]"
     );
     std::process::exit(2)
 }
@@ -144,6 +149,9 @@ fn main() {
         let db = format!("rmbench_{rows}_{open}");
         prepare(&mut admin, &args.url, &db, rows, open);
         let mut client = connect(&args.url, &db);
+        if args.serial {
+            simple(&mut client, "SET max_parallel_workers_per_gather = 0");
+        }
         measure(&mut client, rows, open, &args, &mut table);
         drop(client);
         if !args.keep {
