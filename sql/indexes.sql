@@ -3,10 +3,14 @@
 -- reads only the jobs that matter (waiting, processing, failed), whatever
 -- the size of the table. Run them one by one (CONCURRENTLY cannot run in a
 -- transaction block): psql "$URL" -f sql/indexes.sql
+-- Then `ANALYZE extraction_queue` (or wait for autovacuum): the planner
+-- needs the statistics of the expression index to pick it.
 -- `registre-monitor diagnose` lists the ones a database lacks.
+-- Measured by `cargo bench -p registre-actors --bench cycle` (README,
+-- "Performance").
 
--- Used by StuckJobResetter (every processing job, by start time) and by
--- WorkerReaper (the processing jobs of given workers).
+-- Used by WorkerReaper: the processing jobs of the workers just found dead
+-- (an index condition on worker_id), nothing read when nobody died.
 CREATE INDEX CONCURRENTLY IF NOT EXISTS extraction_queue_processing_idx
     ON extraction_queue (worker_id, processing_started_at)
     WHERE status_id = 2;
@@ -16,3 +20,10 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS extraction_queue_processing_idx
 CREATE INDEX CONCURRENTLY IF NOT EXISTS extraction_queue_open_status_idx
     ON extraction_queue (status_id)
     WHERE status_id IN (1, 2, 4);
+
+-- Used by StuckJobResetter: the stuck jobs are a range of this index (the
+-- statement's own expression), so it reads only them, not every
+-- processing job.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS extraction_queue_stuck_idx
+    ON extraction_queue ((coalesce(processing_started_at, updated_at)))
+    WHERE status_id = 2;

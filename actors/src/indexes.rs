@@ -63,9 +63,10 @@ mod tests {
     #[test]
     fn reads_names_purposes_and_statements() {
         let all = recommended();
-        assert_eq!(all.len(), 2);
+        assert_eq!(all.len(), 3);
         assert_eq!(all[0].name, "extraction_queue_processing_idx");
-        assert!(all[0].purpose.contains("StuckJobResetter"));
+        assert!(all[0].purpose.contains("WorkerReaper"));
+        assert!(all[2].purpose.contains("StuckJobResetter"));
         assert!(all[0].create.starts_with(
             "CREATE INDEX CONCURRENTLY IF NOT EXISTS extraction_queue_processing_idx ON"
         ));

@@ -98,7 +98,13 @@ pub async fn reset_stuck_jobs(
     db: &Database,
     stuck_after: Duration,
 ) -> Result<Vec<ReleasedJob>, DbError> {
-    let sql = format!(
+    db.query_json(&reset_stuck_jobs_sql(stuck_after)).await
+}
+
+/// The text [`reset_stuck_jobs`] sends (after its `SET LOCAL`), public so
+/// the benchmark measures exactly what the monitor runs.
+pub fn reset_stuck_jobs_sql(stuck_after: Duration) -> String {
+    format!(
         "WITH stuck AS (
             SELECT id, worker_id, {STUCK_SECONDS} AS seconds
             FROM extraction_queue
@@ -115,8 +121,7 @@ pub async fn reset_stuck_jobs(
         SELECT coalesce(json_agg({RELEASED_JOB_JSON} ORDER BY seconds DESC, id), '[]') FROM reset",
         condition = stuck_condition(stuck_after),
         message = literal(STUCK_RESET_MESSAGE),
-    );
-    db.query_json(&sql).await
+    )
 }
 
 /// Marks `offline` every worker not already offline whose heartbeat is older
@@ -129,6 +134,12 @@ pub async fn reap_dead_workers(
     dead_after: Duration,
     foreign: &[ForeignDeath],
 ) -> Result<Reaped, DbError> {
+    db.query_json(&reap_dead_workers_sql(dead_after, foreign))
+        .await
+}
+
+/// The text [`reap_dead_workers`] sends (after its `SET LOCAL`).
+pub fn reap_dead_workers_sql(dead_after: Duration, foreign: &[ForeignDeath]) -> String {
     let foreign_rows = if foreign.is_empty() {
         "SELECT NULL::text, NULL::timestamptz WHERE false".to_string()
     } else {
@@ -144,7 +155,7 @@ pub async fn reap_dead_workers(
             .collect();
         format!("VALUES {}", rows.join(", "))
     };
-    let sql = format!(
+    format!(
         "WITH dead AS (
             UPDATE worker_status
             SET status = 'offline', current_job_id = NULL
@@ -153,11 +164,18 @@ pub async fn reap_dead_workers(
             RETURNING worker_id
         ), foreign_dead (worker_id, seen_at) AS (
             {foreign_rows}
+        ), suspects AS (
+            SELECT array(SELECT worker_id FROM dead UNION SELECT worker_id FROM foreign_dead) AS ids
         ), held AS (
             SELECT q.id, q.worker_id,
                    floor(extract(epoch FROM now() - coalesce(q.processing_started_at, q.updated_at)))::bigint AS seconds
             FROM extraction_queue q
             WHERE q.status_id = 2
+              -- Implied by the condition below; there so that no queue row
+              -- is read when nobody died (a one-time filter), and only the
+              -- suspects' jobs when someone did (an index condition).
+              AND (SELECT cardinality(ids) FROM suspects) > 0
+              AND q.worker_id = ANY ((SELECT ids FROM suspects)::text[])
               AND (q.worker_id IN (SELECT worker_id FROM dead)
                    OR EXISTS (SELECT 1 FROM foreign_dead f
                               WHERE f.worker_id = q.worker_id
@@ -177,15 +195,19 @@ pub async fn reap_dead_workers(
             'dead', (SELECT coalesce(json_agg(worker_id ORDER BY worker_id), '[]') FROM dead),
             'released', (SELECT coalesce(json_agg({RELEASED_JOB_JSON} ORDER BY worker, id), '[]') FROM released))",
         threshold = interval(dead_after),
-    );
-    db.query_json(&sql).await
+    )
 }
 
 /// Active workers (not offline, heartbeat within `dead_after`) and the
 /// pending, processing and failed job counts, in one statement that reads
 /// only the rows of those three statuses.
 pub async fn health_counts(db: &Database, dead_after: Duration) -> Result<HealthCounts, DbError> {
-    let sql = format!(
+    db.query_json(&health_counts_sql(dead_after)).await
+}
+
+/// The text [`health_counts`] sends (after its `SET LOCAL`).
+pub fn health_counts_sql(dead_after: Duration) -> String {
+    format!(
         "SELECT json_build_object(
             'activeWorkers', (SELECT count(*) FROM worker_status
                               WHERE status IS DISTINCT FROM 'offline'
@@ -196,8 +218,7 @@ pub async fn health_counts(db: &Database, dead_after: Duration) -> Result<Health
         FROM extraction_queue
         WHERE status_id IN (1, 2, 4)",
         threshold = interval(dead_after),
-    );
-    db.query_json(&sql).await
+    )
 }
 
 /// A table's column as the database has it ([`schema_columns`]).
