@@ -1,6 +1,7 @@
 //! `registre-monitor run`: the actor tree until SIGTERM or Ctrl-C.
 
 use actix::prelude::*;
+use registre_actors::alerts::{AlertSink, Endpoint};
 use registre_actors::{MonitorState, Supervisor};
 
 use crate::config::Config;
@@ -13,6 +14,20 @@ pub fn run(config: Config) {
             log::warn!("{warning}");
         }
         let state = MonitorState::new();
+        if let Some(url) = &config.settings.alert_webhook {
+            match Endpoint::parse(&url.0) {
+                Ok(endpoint) => {
+                    state.set_alerts(AlertSink::start(
+                        endpoint,
+                        config.settings.instance_id.clone(),
+                        config.settings.alert_repeat_after,
+                    ));
+                    log::info!(minResets = config.settings.alert_min_resets;
+                        "📮 Alerts go to the configured webhook (URL not shown)");
+                }
+                Err(problem) => log::error!("MONITOR_ALERT_WEBHOOK_URL {problem}: no alerts"),
+            }
+        }
         let _supervisor = Supervisor::new(config.projects, config.settings, state).start();
         shutdown_signal().await;
         log::info!("🛑 Shutting down");
