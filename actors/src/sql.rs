@@ -541,6 +541,35 @@ mod tests {
     }
 
     #[test]
+    fn the_plain_rule_has_no_grace_attempts_or_ocr() {
+        let plain = reset_stuck_sql(&StuckRules::plain(Duration::from_secs(180)));
+        assert!(!plain.contains("worker_status"), "{plain}");
+        assert!(
+            !plain.contains("attemtps") && !plain.contains("ocr_"),
+            "{plain}"
+        );
+        let full = StuckRules {
+            live_grace: Some(LiveGrace {
+                grace: Duration::from_secs(60),
+                dead_after: Duration::from_secs(120),
+            }),
+            attempts: Some(AttemptColumns {
+                attempts: "attemtps".into(),
+                has_max: true,
+            }),
+            ocr: Some(OcrRule {
+                stuck_after: Duration::from_secs(600),
+                attempts: None,
+            }),
+            ..StuckRules::plain(Duration::from_secs(180))
+        };
+        let sql = reset_stuck_sql(&full);
+        assert!(sql.contains("interval '240000 milliseconds'"), "{sql}");
+        assert!(sql.contains("coalesce(q.max_attempts, 3)"), "{sql}");
+        assert!(sql.contains("status_id = 3, ocr_error"), "{sql}");
+    }
+
+    #[test]
     fn interval_is_whole_milliseconds() {
         assert_eq!(
             interval(Duration::from_millis(1500)),
