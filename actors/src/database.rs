@@ -16,7 +16,8 @@ use tokio_postgres::SimpleQueryMessage;
 
 use crate::project::Project;
 
-/// At most this many connections per project: the three checks take turns.
+/// At most this many connections per project: the checks take turns; with
+/// the leader election on, one of them is the election's own session.
 pub const MAX_CONNECTIONS: usize = 2;
 
 /// A project's database, as the checks use it.

@@ -26,6 +26,11 @@ use crate::supervision::{ExitNotice, Exited, RestartBackoff, Stop};
 use crate::ticker::{ChildKind, Fault, InjectChildFault, Ticker};
 use crate::worker_reaper::{ForeignDeaths, WorkerReaper, WorkersDied};
 
+/// Supabase's transaction-mode pooler (Supavisor) listens here; a session
+/// lock taken through it would stay on a server connection after its
+/// client is gone, so there is no election through it.
+pub const SUPABASE_TRANSACTION_POOLER_PORT: u16 = 6543;
+
 /// Deaths found in another project: free those workers' jobs here too.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
@@ -96,7 +101,18 @@ impl Environment {
     ) -> Self {
         // With an election, one of the project's connections is the
         // session that holds the lock; the checks share the other.
+        let pooled = project
+            .pg
+            .get_ports()
+            .contains(&SUPABASE_TRANSACTION_POOLER_PORT);
         let (pool_size, role) = match settings.leader_election {
+            ElectionMode::Session if pooled => {
+                log::warn!(environment = project.name.as_str(), instance = settings.instance_id.as_str();
+                    "Leader election off for this environment: port 6543 is Supabase's transaction pooler, \
+                     where session locks do not hold; every instance acts (each statement stays \
+                     exactly-once, but anomaly warnings and alerts repeat per instance)");
+                (MAX_CONNECTIONS, Role::alone())
+            }
             ElectionMode::Session => (MAX_CONNECTIONS - 1, Arc::new(Role::default())),
             ElectionMode::Off => (MAX_CONNECTIONS, Role::alone()),
         };
@@ -107,7 +123,7 @@ impl Environment {
             pool_size,
         );
         state.add_project(&project.name);
-        if settings.leader_election == ElectionMode::Off {
+        if role.acting() {
             state.update(&project.name, |p| {
                 p.role = Some("acting".into());
                 p.acting_instance = Some(settings.instance_id.clone());
