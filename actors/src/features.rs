@@ -102,7 +102,9 @@ pub fn decide(columns: &Columns, settings: &Settings) -> Allowed {
     let count = settings.count_resets_as_attempts;
     let attempts = (count && columns.has(&settings.attempts_column)).then(|| AttemptColumns {
         attempts: settings.attempts_column.clone(),
-        has_max: columns.has("max_attempts"),
+        max: columns
+            .has("max_attempts")
+            .then(|| "max_attempts".to_string()),
     });
     let ocr = OCR_COLUMNS
         .into_iter()
@@ -111,7 +113,9 @@ pub fn decide(columns: &Columns, settings: &Settings) -> Allowed {
             stuck_after: settings.stuck_ocr_after,
             attempts: (count && columns.has("ocr_attempts")).then(|| AttemptColumns {
                 attempts: "ocr_attempts".into(),
-                has_max: columns.has("ocr_max_attempts"),
+                max: columns
+                    .has("ocr_max_attempts")
+                    .then(|| "ocr_max_attempts".to_string()),
             }),
         });
     Allowed { attempts, ocr }

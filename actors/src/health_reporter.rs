@@ -84,7 +84,15 @@ impl Check for HealthReporter {
     ) -> LocalBoxFuture<'static, Result<Self::Outcome, DbError>> {
         let db = db.clone();
         let dead_after = settings.dead_worker_after;
-        Box::pin(async move { sql::health_counts(&db, dead_after).await })
+        let (role, bound) = (
+            self.role.clone(),
+            settings.connect_timeout + settings.statement_timeout,
+        );
+        Box::pin(async move {
+            // Known to stand by or not before judging anomalies aloud.
+            role.settled(bound).await;
+            sql::health_counts(&db, dead_after).await
+        })
     }
 
     fn on_success(&mut self, counts: HealthCounts, cx: &RunContext<'_>) {

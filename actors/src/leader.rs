@@ -21,6 +21,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+use std::time::Duration;
 
 use futures_util::future::LocalBoxFuture;
 
@@ -44,6 +45,10 @@ pub struct Role {
     /// The backend pid of the session when it took the lock.
     pid: AtomicI64,
     session: tokio::sync::Mutex<Option<deadpool_postgres::ClientWrapper>>,
+    /// Woken when the role is decided, or an election run failed.
+    decided: tokio::sync::Notify,
+    /// An election run has finished, decided or not (database down).
+    tried: std::sync::atomic::AtomicBool,
 }
 
 /// Shared by a project's checks.
@@ -53,7 +58,7 @@ impl Role {
     /// A role for an instance that acts without election.
     pub fn alone() -> SharedRole {
         let role = Role::default();
-        role.role.store(ALONE, Ordering::SeqCst);
+        role.set(ALONE);
         Arc::new(role)
     }
 
@@ -65,6 +70,32 @@ impl Role {
     /// Whether the first election run has decided the role.
     pub fn decided(&self) -> bool {
         self.role.load(Ordering::SeqCst) != UNKNOWN
+    }
+
+    /// Waits until the role is decided or an election run has failed, at
+    /// most `bound`: so the first runs at start-up act (or keep quiet) as
+    /// they should, instead of skipping.
+    pub async fn settled(&self, bound: Duration) {
+        let wait = async {
+            loop {
+                let woken = self.decided.notified();
+                if self.decided() || self.tried.load(Ordering::SeqCst) {
+                    return;
+                }
+                woken.await;
+            }
+        };
+        let _ = tokio::time::timeout(bound, wait).await;
+    }
+
+    fn tried(&self) {
+        self.tried.store(true, Ordering::SeqCst);
+        self.decided.notify_waiters();
+    }
+
+    fn set(&self, role: u8) {
+        self.role.store(role, Ordering::SeqCst);
+        self.decided.notify_waiters();
     }
 
     /// Whether this instance is known to stand by (so must not alert).
@@ -108,29 +139,11 @@ impl Check for LeaderElection {
                     fresh: false,
                 });
             }
-            let mut session = role.session.lock().await;
-            let mut fresh = false;
-            loop {
-                let client = match session.take().filter(|s| !s.is_closed()) {
-                    Some(client) => client,
-                    None => {
-                        fresh = true;
-                        db.dedicated().await?
-                    }
-                };
-                match sql::leadership(&db, &client, &instance).await {
-                    Ok(found) => {
-                        *session = Some(client);
-                        return Ok(Outcome {
-                            found: Some(found),
-                            fresh,
-                        });
-                    }
-                    // A session lost since the last run is replaced at once.
-                    Err(e) if e.is_connection() && !fresh => continue,
-                    Err(e) => return Err(e),
-                }
+            let result = elect(&db, &role, &instance).await;
+            if result.is_err() {
+                role.tried();
             }
+            result
         })
     }
 
@@ -144,7 +157,7 @@ impl Check for LeaderElection {
         let last_pid = self.role.pid.load(Ordering::SeqCst);
         if found.acting && before == ACTING && !outcome.fresh && last_pid != found.pid {
             // Same client, another backend: a transaction pooler.
-            self.role.role.store(ALONE, Ordering::SeqCst);
+            self.role.set(ALONE);
             if let Ok(mut session) = self.role.session.try_lock() {
                 *session = None;
             }
@@ -164,7 +177,7 @@ impl Check for LeaderElection {
         if found.acting {
             self.role.pid.store(found.pid, Ordering::SeqCst);
             if before != ACTING {
-                self.role.role.store(ACTING, Ordering::SeqCst);
+                self.role.set(ACTING);
                 log::info!(environment = env, instance = instance; "👑 Acting for environment");
             }
             cx.state.update(env, |p| {
@@ -173,7 +186,7 @@ impl Check for LeaderElection {
             });
         } else {
             if before != STANDBY {
-                self.role.role.store(STANDBY, Ordering::SeqCst);
+                self.role.set(STANDBY);
                 log::info!(environment = env, instance = instance,
                     actingInstance = holder.as_deref().unwrap_or("unknown");
                     "💤 Standing by: another instance acts for environment");
@@ -182,6 +195,34 @@ impl Check for LeaderElection {
                 p.role = Some("standby".into());
                 p.acting_instance = holder;
             });
+        }
+    }
+}
+
+/// One election run: on the dedicated session (opened, or replaced when
+/// lost), keep or try to take the lock.
+async fn elect(db: &Database, role: &Role, instance: &str) -> Result<Outcome, DbError> {
+    let mut session = role.session.lock().await;
+    let mut fresh = false;
+    loop {
+        let client = match session.take().filter(|s| !s.is_closed()) {
+            Some(client) => client,
+            None => {
+                fresh = true;
+                db.dedicated().await?
+            }
+        };
+        match sql::leadership(db, &client, instance).await {
+            Ok(found) => {
+                *session = Some(client);
+                return Ok(Outcome {
+                    found: Some(found),
+                    fresh,
+                });
+            }
+            // A session lost since the last run is replaced at once.
+            Err(e) if e.is_connection() && !fresh => continue,
+            Err(e) => return Err(e),
         }
     }
 }

@@ -106,9 +106,9 @@ pub const OCR_RESET_MESSAGE: &str =
 pub struct AttemptColumns {
     /// The attempts column (a plain identifier, checked by the settings).
     pub attempts: String,
-    /// Whether a per-job limit column exists (`max_attempts` or
-    /// `ocr_max_attempts`); without one every job gets [`DEFAULT_MAX_ATTEMPTS`].
-    pub has_max: bool,
+    /// The per-job limit column (`max_attempts`, `ocr_max_attempts`), when
+    /// it exists; without one every job gets [`DEFAULT_MAX_ATTEMPTS`].
+    pub max: Option<String>,
 }
 
 /// The limit of a job whose `max_attempts` is null (the schema's default).
@@ -169,15 +169,9 @@ pub struct StuckResets {
 fn counted_set(cols: &AttemptColumns, back_to: u8, message_col: &str, message: &str) -> String {
     let a = &cols.attempts;
     let n = format!("(coalesce(q.{a}, 0) + 1)");
-    let max = if cols.has_max {
-        let max_col = if a.starts_with("ocr_") {
-            "ocr_max_attempts"
-        } else {
-            "max_attempts"
-        };
-        format!("coalesce(q.{max_col}, {DEFAULT_MAX_ATTEMPTS})")
-    } else {
-        DEFAULT_MAX_ATTEMPTS.to_string()
+    let max = match &cols.max {
+        Some(max_col) => format!("coalesce(q.{max_col}, {DEFAULT_MAX_ATTEMPTS})"),
+        None => DEFAULT_MAX_ATTEMPTS.to_string(),
     };
     let give_up = format!("{n} >= {max}");
     let failed_text = format!(
@@ -555,7 +549,7 @@ mod tests {
             }),
             attempts: Some(AttemptColumns {
                 attempts: "attemtps".into(),
-                has_max: true,
+                max: Some("max_attempts".into()),
             }),
             ocr: Some(OcrRule {
                 stuck_after: Duration::from_secs(600),

@@ -62,11 +62,14 @@ impl Check for StuckJobResetter {
         db: &Database,
         settings: &Settings,
     ) -> LocalBoxFuture<'static, Result<Self::Outcome, DbError>> {
-        if !self.role.acting() {
-            return Box::pin(async { Ok(StuckResets::default()) });
-        }
         let (db, features, settings) = (db.clone(), self.features.clone(), settings.clone());
+        let role = self.role.clone();
         Box::pin(async move {
+            role.settled(settings.connect_timeout + settings.statement_timeout)
+                .await;
+            if !role.acting() {
+                return Ok(StuckResets::default());
+            }
             let rules = features.get(&db, &settings).await?.stuck_rules(&settings);
             let result = sql::reset_stuck(&db, &rules).await;
             if let Err(DbError::Schema(_)) = result {

@@ -72,10 +72,7 @@ impl Check for WorkerReaper {
         db: &Database,
         settings: &Settings,
     ) -> LocalBoxFuture<'static, Result<Self::Outcome, DbError>> {
-        if !self.role.acting() {
-            return Box::pin(async { Ok((Reaped::default(), Vec::new())) });
-        }
-        let (db, settings) = (db.clone(), settings.clone());
+        let (db, settings, role) = (db.clone(), settings.clone(), self.role.clone());
         let features = self.features.clone();
         let foreign: Vec<ForeignDeath> = self
             .foreign
@@ -85,6 +82,11 @@ impl Check for WorkerReaper {
             .cloned()
             .collect();
         Box::pin(async move {
+            role.settled(settings.connect_timeout + settings.statement_timeout)
+                .await;
+            if !role.acting() {
+                return Ok((Reaped::default(), Vec::new()));
+            }
             let attempts = match &features {
                 Some(f) => f.get(&db, &settings).await?.attempts,
                 None => None,
