@@ -128,10 +128,17 @@ fn identifier_setting(
     Ok(t.to_string())
 }
 
-/// `MONITOR_LIVE_WORKER_GRACE`: a duration, or 0 for none.
+/// `MONITOR_LIVE_WORKER_GRACE`: a duration, or zero (`0`, `0s`) for none.
 fn grace_setting(value: &Option<String>) -> Result<Duration, ConfigError> {
+    // Zero in any unit means no grace; anything else is a positive duration.
+    let zero = |t: &str| {
+        let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+        let (number, unit) = t.split_at(split);
+        matches!(unit, "" | "ms" | "s" | "m" | "h") && number.trim().parse::<f64>() == Ok(0.0)
+    };
     match value.as_deref().map(str::trim) {
-        None | Some("0") => Ok(Settings::LIVE_WORKER_GRACE_DEFAULT),
+        None => Ok(Settings::LIVE_WORKER_GRACE_DEFAULT),
+        Some(t) if zero(t) => Ok(Duration::ZERO),
         Some(_) => duration_setting(
             "MONITOR_LIVE_WORKER_GRACE",
             value,
@@ -437,6 +444,24 @@ mod tests {
         .unwrap();
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].redacted_url, "postgres://u@h/db");
+    }
+
+    #[test]
+    fn a_zero_grace_is_none_and_a_negative_one_an_error() {
+        for zero in ["0", "0s", "0ms", " 0m "] {
+            assert_eq!(
+                grace_setting(&Some(zero.into())),
+                Ok(Duration::ZERO),
+                "{zero}"
+            );
+        }
+        assert_eq!(
+            grace_setting(&Some("90s".into())),
+            Ok(Duration::from_secs(90))
+        );
+        for bad in ["-1s", "0x", "soon"] {
+            assert!(grace_setting(&Some(bad.into())).is_err(), "{bad}");
+        }
     }
 
     #[test]

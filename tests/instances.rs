@@ -147,6 +147,7 @@ fn two_monitors_act_once_and_the_survivor_takes_over() {
     let killed = Instant::now();
     survivor.wait_for(1, "👑 Acting for environment", Some("a"), WAIT);
     let took = killed.elapsed();
+    eprintln!("took over after {took:?}");
     assert!(
         took <= 2 * INTERVAL,
         "took over after {took:?}, more than two intervals"
