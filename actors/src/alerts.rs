@@ -390,6 +390,32 @@ mod tests {
         }
     }
 
+    /// Handing over never waits: past the queue's capacity alerts are
+    /// dropped and counted, and repeats within the period are held back.
+    #[test]
+    fn a_full_queue_drops_and_counts_and_repeats_are_held_back() {
+        // Accepts connections (into the backlog) and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", silent.local_addr().unwrap());
+        actix_rt::System::new().block_on(async move {
+            let sink = AlertSink::start(
+                Endpoint::parse(&url).unwrap(),
+                "test:1".into(),
+                Duration::from_secs(60),
+            );
+            let alert = |n: usize| Alert::new("dev", "anomaly", "x".into()).subject(&n.to_string());
+            for n in 0..QUEUE_CAPACITY + 10 {
+                sink.send(alert(n));
+            }
+            // Nothing yielded to the sender yet: exactly the excess dropped.
+            assert_eq!(sink.counters.dropped.load(Ordering::Relaxed), 10);
+            sink.send(alert(0));
+            sink.send(alert(1));
+            assert_eq!(sink.counters.suppressed.load(Ordering::Relaxed), 2);
+            assert_eq!(sink.counters.dropped.load(Ordering::Relaxed), 10);
+        });
+    }
+
     #[test]
     fn the_body_is_slack_text_plus_fields() {
         let a = Alert::new("prod", "jobs_reset", "3 jobs".into()).field("count", 3);
