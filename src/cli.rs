@@ -28,6 +28,68 @@ pub struct Cli {
 pub enum Command {
     /// Run the monitor until SIGTERM or Ctrl-C (the default).
     Run,
+    /// Ask a running monitor's /healthz (MONITOR_HTTP_ADDR): exit 0 when
+    /// healthy, 1 otherwise. For container health checks (no shell, no curl).
+    Healthcheck,
+    /// Check every project's tables and columns; exit 1 if any is wrong or unreachable.
+    Check,
+    /// Show each project's workers, job counts, stuck jobs and missing indexes.
+    Diagnose(DiagnoseArgs),
+    /// Put stuck jobs back in the queue once, as the monitor would.
+    ResetStuckJobs(ResetStuckJobsArgs),
+    /// Watch the monitor heal a simulated fleet on a scratch local database.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DiagnoseArgs {
+    /// Only this project (as named by <NAME>_SUPABASE_DB_URL, in lower case)
+    #[arg(long = "env", value_name = "NAME")]
+    pub env: Option<String>,
+
+    /// One JSON document for scripts instead of tables (shape in README.md)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetStuckJobsArgs {
+    /// Only this project (as named by <NAME>_SUPABASE_DB_URL, in lower case)
+    #[arg(long = "env", value_name = "NAME")]
+    pub env: Option<String>,
+
+    /// Reset jobs processing for longer than this [default: MONITOR_STUCK_JOB_AFTER]
+    #[arg(long, value_name = "DURATION")]
+    pub older_than: Option<String>,
+
+    /// List what would be reset and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// A Postgres server where the demo may create (and drop) a scratch database
+    #[arg(
+        long,
+        env = "DEMO_DATABASE_URL",
+        value_name = "URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Simulated workers
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub workers: u32,
+
+    /// Jobs to enqueue
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub jobs: u32,
+
+    /// Give up after this long if jobs are still unfinished
+    #[arg(long, value_name = "DURATION", default_value = "2m")]
+    pub duration: String,
 }
 
 /// Settings shared by every subcommand.
@@ -176,4 +238,17 @@ pub struct SettingsArgs {
     /// text or json (one JSON object a line) [default: text]
     #[arg(long, env = "LOG_FORMAT", global = true, value_name = "FORMAT")]
     pub log_format: Option<String>,
+
+    /// Address of /healthz, /readyz, /metrics and /status, or off [default: 127.0.0.1:9464]
+    #[arg(long, env = "MONITOR_HTTP_ADDR", global = true, value_name = "ADDR")]
+    pub http_addr: Option<String>,
+
+    /// true enables POST /debug/fault, a drill hook that makes a check panic or hang [default: false]
+    #[arg(
+        long,
+        env = "MONITOR_ENABLE_FAULT_INJECTION",
+        global = true,
+        value_name = "BOOL"
+    )]
+    pub enable_fault_injection: Option<String>,
 }

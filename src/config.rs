@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use log::LevelFilter;
@@ -28,6 +29,7 @@ pub struct Config {
     pub projects: Vec<Project>,
     pub settings: Settings,
     pub log: LogSettings,
+    pub http: HttpSettings,
     /// Things worth a WARN line once logging is up.
     pub warnings: Vec<String>,
 }
@@ -44,6 +46,20 @@ pub struct LogSettings {
     /// `RUST_LOG`, which wins over `LOG_LEVEL` when set.
     pub rust_log: Option<String>,
     pub format: LogFormat,
+}
+
+/// The HTTP endpoints (`/healthz`, `/metrics`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Where to listen; `None` when `MONITOR_HTTP_ADDR=off`.
+    pub addr: Option<SocketAddr>,
+    /// Whether `POST /debug/fault` (a drill hook) is served.
+    pub fault_injection: bool,
+}
+
+impl HttpSettings {
+    /// Local only by default: the endpoints tell about the queue.
+    pub const ADDR_DEFAULT: &str = "127.0.0.1:9464";
 }
 
 /// A bad setting, as one line.
@@ -64,13 +80,50 @@ fn bad(var: &str, value: &str, problem: &str, expected: &str) -> ConfigError {
 pub fn load(args: &SettingsArgs, env: &[(String, String)]) -> Result<Config, ConfigError> {
     let log = log_settings(args, env)?;
     let settings = settings(args)?;
+    let http = http_settings(args)?;
     let (projects, warnings) = projects(env)?;
     Ok(Config {
         projects,
         settings,
         log,
+        http,
         warnings,
     })
+}
+
+/// As [`load`], for a command that brings its own project (the demo): no
+/// `<NAME>_SUPABASE_DB_URL` is needed and any is ignored.
+pub fn load_without_projects(
+    args: &SettingsArgs,
+    env: &[(String, String)],
+) -> Result<Config, ConfigError> {
+    Ok(Config {
+        projects: Vec::new(),
+        settings: settings(args)?,
+        log: log_settings(args, env)?,
+        http: http_settings(args)?,
+        warnings: Vec::new(),
+    })
+}
+
+/// The projects to work on: all, or only the one named `only` (an unknown
+/// name is an error that lists the known ones).
+pub fn select_projects(
+    projects: Vec<Project>,
+    only: Option<&str>,
+) -> Result<Vec<Project>, ConfigError> {
+    let Some(name) = only else {
+        return Ok(projects);
+    };
+    let wanted = name.trim().to_ascii_lowercase();
+    let known: Vec<&str> = projects.iter().map(|p| p.name.as_str()).collect();
+    if !known.contains(&wanted.as_str()) {
+        return Err(ConfigError(format!(
+            "--env {name:?} names no configured project; expected one of: {}",
+            known.join(", ")
+        )));
+    }
+    Ok(projects.into_iter().filter(|p| p.name == wanted).collect())
 }
 
 fn duration_setting(
@@ -279,6 +332,47 @@ fn settings(args: &SettingsArgs) -> Result<Settings, ConfigError> {
     Ok(s)
 }
 
+/// Reads `MONITOR_HTTP_ADDR` and `MONITOR_ENABLE_FAULT_INJECTION`; needs no
+/// project, so `healthcheck` can use it alone.
+pub fn http_settings(args: &SettingsArgs) -> Result<HttpSettings, ConfigError> {
+    let addr = match args.http_addr.as_deref().map(str::trim) {
+        Some("off") => None,
+        text => {
+            let text = text.unwrap_or(HttpSettings::ADDR_DEFAULT);
+            Some(text.parse::<SocketAddr>().map_err(|_| {
+                bad(
+                    "MONITOR_HTTP_ADDR",
+                    text,
+                    "is not an IP address and port",
+                    "an address such as 127.0.0.1:9464, 0.0.0.0:9464 or [::1]:9464 (port 0 picks a free one), or off",
+                )
+            })?)
+        }
+    };
+    let fault_injection = match args
+        .enable_fault_injection
+        .as_deref()
+        .map(|t| t.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("false" | "0" | "no" | "") => false,
+        Some("true" | "1" | "yes") => true,
+        Some(_) => {
+            let raw = args.enable_fault_injection.as_deref().unwrap_or_default();
+            return Err(bad(
+                "MONITOR_ENABLE_FAULT_INJECTION",
+                raw,
+                "is not a boolean",
+                "true or false",
+            ));
+        }
+    };
+    Ok(HttpSettings {
+        addr,
+        fault_injection,
+    })
+}
+
 fn log_settings(args: &SettingsArgs, env: &[(String, String)]) -> Result<LogSettings, ConfigError> {
     let level = match args
         .log_level
@@ -462,6 +556,35 @@ mod tests {
         for bad in ["-1s", "0x", "soon"] {
             assert!(grace_setting(&Some(bad.into())).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn http_address_and_fault_hook_settings() {
+        use clap::Parser;
+        let parse = |args: &[&str]| {
+            let cli = crate::cli::Cli::try_parse_from(
+                std::iter::once("registre-monitor").chain(args.iter().copied()),
+            )
+            .unwrap();
+            http_settings(&cli.settings)
+        };
+        // Flags win over the variables; the defaults only show without them.
+        if std::env::var_os("MONITOR_HTTP_ADDR").is_none() {
+            assert_eq!(
+                parse(&[]).unwrap().addr,
+                Some("127.0.0.1:9464".parse().unwrap())
+            );
+        }
+        assert_eq!(parse(&["--http-addr", "off"]).unwrap().addr, None);
+        let e = parse(&["--http-addr", "9464"]).unwrap_err();
+        assert!(e.0.starts_with("MONITOR_HTTP_ADDR=\"9464\""), "{e}");
+        assert!(
+            parse(&["--enable-fault-injection", "true"])
+                .unwrap()
+                .fault_injection
+        );
+        let e = parse(&["--enable-fault-injection", "maybe"]).unwrap_err();
+        assert!(e.0.contains("MONITOR_ENABLE_FAULT_INJECTION"), "{e}");
     }
 
     #[test]

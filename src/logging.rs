@@ -17,6 +17,21 @@ use crate::config::{LogFormat, LogSettings};
 
 /// Starts the logger; call once, first thing.
 pub fn init(settings: &LogSettings) {
+    init_with(settings, false);
+}
+
+/// As [`init`], for a command that redraws a live line on the terminal (the
+/// demo): each log line first clears that line so the two never mix; the
+/// live line is redrawn at its next tick.
+pub fn init_for_live_line(settings: &LogSettings) {
+    use std::io::IsTerminal;
+    init_with(
+        settings,
+        std::io::stdout().is_terminal() && std::io::stderr().is_terminal(),
+    );
+}
+
+fn init_with(settings: &LogSettings, clear_line: bool) {
     let mut builder = env_logger::Builder::new();
     match &settings.rust_log {
         Some(filters) => {
@@ -30,7 +45,12 @@ pub fn init(settings: &LogSettings) {
         }
     }
     let format = settings.format;
-    builder.format(move |buf, record| write_record(buf, record, format));
+    builder.format(move |buf, record| {
+        if clear_line {
+            write!(buf, "\r\x1b[2K")?;
+        }
+        write_record(buf, record, format)
+    });
     builder.init();
     install_panic_hook();
 }

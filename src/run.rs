@@ -1,18 +1,30 @@
-//! `registre-monitor run`: the actor tree until SIGTERM or Ctrl-C.
+//! `registre-monitor run`: the actor tree until SIGTERM or Ctrl-C, with the
+//! HTTP endpoints and systemd's notify protocol beside it.
 
 use actix::prelude::*;
 use registre_actors::alerts::{AlertSink, Endpoint};
 use registre_actors::{MonitorState, Supervisor};
 
 use crate::config::Config;
+use crate::liveness::Liveness;
+use crate::{http, notify};
 
-/// Runs the monitor; returns when asked to stop.
-pub fn run(config: Config) {
+/// Runs the monitor; returns when asked to stop, or at once with the reason
+/// when the HTTP address cannot be listened on (logged at ERROR).
+pub fn run(config: Config) -> Result<(), String> {
     let system = actix_rt::System::new();
     system.block_on(async move {
         for warning in &config.warnings {
             log::warn!("{warning}");
         }
+        // Bind before any database is touched: a taken port stops start-up.
+        let listener = match config.http.addr.map(http::bind).transpose() {
+            Ok(listener) => listener,
+            Err(e) => {
+                log::error!("{e}");
+                return Err(e);
+            }
+        };
         let state = MonitorState::new();
         if let Some(url) = &config.settings.alert_webhook {
             match Endpoint::parse(&url.0) {
@@ -28,11 +40,45 @@ pub fn run(config: Config) {
                 Err(problem) => log::error!("MONITOR_ALERT_WEBHOOK_URL {problem}: no alerts"),
             }
         }
-        let _supervisor = Supervisor::new(config.projects, config.settings, state).start();
+        let liveness = Liveness::new(state.clone(), config.settings.clone());
+        let count = config.projects.len();
+        let supervisor =
+            Supervisor::new(config.projects.clone(), config.settings, state).start();
+        let server = match listener {
+            Some((listener, addr)) => {
+                let served = http::serve(
+                    listener,
+                    liveness.clone(),
+                    supervisor.clone(),
+                    &config.projects,
+                    config.http.fault_injection,
+                );
+                match served {
+                    Ok(handle) => {
+                        log::info!(addr = addr.to_string().as_str(), faultInjection = config.http.fault_injection;
+                            "🌐 HTTP endpoints listening");
+                        Some(handle)
+                    }
+                    Err(e) => {
+                        let e = format!("HTTP server on {addr} did not start: {e}");
+                        log::error!("{e}");
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
+        };
+        notify::ready(count);
+        notify::spawn_watchdog(liveness);
         shutdown_signal().await;
         log::info!("🛑 Shutting down");
+        notify::stopping();
+        if let Some(server) = server {
+            server.stop(true).await;
+        }
         System::current().stop();
-    });
+        Ok(())
+    })
 }
 
 /// Resolves on the first SIGTERM or SIGINT (Ctrl-C).

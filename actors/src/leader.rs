@@ -30,7 +30,7 @@ use crate::settings::Settings;
 use crate::sql::{self, Leadership};
 use crate::ticker::{Check, ChildKind, RunContext};
 
-/// Before the first election run (`Role::default()`): not acting.
+/// Before any election run succeeded (`Role::default()`).
 const UNKNOWN: u8 = 0;
 const ACTING: u8 = 1;
 const STANDBY: u8 = 2;
@@ -62,9 +62,12 @@ impl Role {
         Arc::new(role)
     }
 
-    /// Whether this instance acts for the project now.
+    /// Whether this instance acts for the project now: unless another
+    /// instance is known to hold the lock. Undecided (no election could run:
+    /// the database is down, say) acts, so that the checks still report what
+    /// is wrong; every statement is exactly-once anyway.
     pub fn acting(&self) -> bool {
-        matches!(self.role.load(Ordering::SeqCst), ACTING | ALONE)
+        self.role.load(Ordering::SeqCst) != STANDBY
     }
 
     /// Whether the first election run has decided the role.

@@ -24,6 +24,7 @@ pub mod health_reporter;
 pub mod indexes;
 pub mod leader;
 pub mod project;
+pub mod schema;
 pub mod settings;
 pub mod sql;
 pub mod state;

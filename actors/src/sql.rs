@@ -81,6 +81,21 @@ pub fn literal(s: &str) -> String {
 const RELEASED_JOB_JSON: &str = "json_build_object('id', id, 'worker', worker, \
      'doc', concat(document_source, ':', document_number), 'seconds', seconds)";
 
+/// How long a processing job has been at it, in whole seconds, judged as
+/// [`stuck_condition`] judges it.
+const STUCK_SECONDS: &str =
+    "floor(extract(epoch FROM now() - coalesce(processing_started_at, updated_at)))::bigint";
+
+/// The one definition of a stuck job, shared by the resetter, its dry run and
+/// `diagnose`: processing (status 2) since before `stuck_after` ago, judged by
+/// `processing_started_at`, or by `updated_at` when that is missing.
+fn stuck_condition(stuck_after: Duration) -> String {
+    format!(
+        "status_id = 2 AND coalesce(processing_started_at, updated_at) < now() - {}",
+        interval(stuck_after)
+    )
+}
+
 /// Puts back in the queue (status 1) every job processing (status 2) for
 /// longer than `stuck_after`, judged by `processing_started_at`, or by
 /// `updated_at` when that is missing. Clears its worker and start time and
@@ -234,11 +249,9 @@ pub fn reset_stuck_sql(rules: &StuckRules) -> String {
     };
     let mut sql = format!(
         "WITH stuck AS (
-            SELECT id, worker_id,
-                   floor(extract(epoch FROM now() - coalesce(processing_started_at, updated_at)))::bigint AS seconds
+            SELECT id, worker_id, {STUCK_SECONDS} AS seconds
             FROM extraction_queue
-            WHERE status_id = 2
-              AND coalesce(processing_started_at, updated_at) < now() - {threshold}{grace}
+            WHERE {condition}{grace}
             FOR UPDATE SKIP LOCKED
         ), reset AS (
             UPDATE extraction_queue q
@@ -247,7 +260,7 @@ pub fn reset_stuck_sql(rules: &StuckRules) -> String {
             WHERE q.id = stuck.id
             RETURNING q.id, stuck.worker_id AS worker, q.document_source, q.document_number, stuck.seconds{returning}
         )",
-        threshold = interval(rules.stuck_after),
+        condition = stuck_condition(rules.stuck_after),
     );
     let jobs_json = released_json(rules.attempts.is_some());
     let ocr_part = match &rules.ocr {
@@ -522,6 +535,317 @@ pub async fn health_counts(db: &Database, dead_after: Duration) -> Result<Health
         threshold = interval(dead_after),
     );
     db.query_json(&sql).await
+}
+
+/// A table's column as the database has it ([`schema_columns`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnType {
+    pub table: String,
+    pub column: String,
+    /// `information_schema.columns.data_type`, such as `uuid`, `integer`,
+    /// `timestamp with time zone`.
+    #[serde(rename = "type")]
+    pub data_type: String,
+}
+
+/// Every column of `tables` in the current schema (the one the monitor's
+/// unqualified names resolve to), in table and column order.
+pub async fn schema_columns(db: &Database, tables: &[&str]) -> Result<Vec<ColumnType>, DbError> {
+    let names: Vec<String> = tables.iter().map(|t| literal(t)).collect();
+    let sql = format!(
+        "SELECT coalesce(json_agg(json_build_object('table', table_name, 'column', column_name, 'type', data_type)
+                                  ORDER BY table_name, ordinal_position), '[]')
+         FROM information_schema.columns
+         WHERE table_schema = current_schema() AND table_name IN ({})",
+        names.join(", ")
+    );
+    db.query_json(&sql).await
+}
+
+/// The jobs [`reset_stuck_jobs`] would put back in the queue now, changing
+/// nothing: the same condition, read without locks.
+pub async fn find_stuck_jobs(
+    db: &Database,
+    stuck_after: Duration,
+) -> Result<Vec<ReleasedJob>, DbError> {
+    let sql = format!(
+        "SELECT coalesce(json_agg({RELEASED_JOB_JSON} ORDER BY seconds DESC, id), '[]')
+         FROM (SELECT id, worker_id AS worker, document_source, document_number, {STUCK_SECONDS} AS seconds
+               FROM extraction_queue WHERE {condition}) stuck",
+        condition = stuck_condition(stuck_after),
+    );
+    db.query_json(&sql).await
+}
+
+/// A worker as `diagnose` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerRow {
+    pub id: String,
+    pub status: Option<String>,
+    /// Whole seconds since its last heartbeat (`None`: never).
+    pub heartbeat_age_seconds: Option<i64>,
+    pub current_job: Option<String>,
+    pub jobs_completed: Option<i64>,
+    pub jobs_failed: Option<i64>,
+    /// Not offline and heartbeat within the dead threshold (as the reaper
+    /// and the health counts judge it).
+    pub alive: bool,
+}
+
+/// How many jobs have one status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusCount {
+    pub status_id: i32,
+    /// From `extraction_status`; `None` for an id the lookup lacks.
+    pub name: Option<String>,
+    pub count: i64,
+}
+
+/// Outcome of [`diagnose`]: one consistent snapshot of a project.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Diagnosis {
+    /// Every worker, by id.
+    pub workers: Vec<WorkerRow>,
+    /// Every status of `extraction_status` (zero counts included) and any
+    /// other status a job has, by id.
+    pub jobs: Vec<StatusCount>,
+    /// Jobs stuck by the resetter's own condition, longest first.
+    pub stuck_jobs: Vec<ReleasedJob>,
+    /// Which of the asked index names exist in the current schema.
+    pub present_indexes: Vec<String>,
+}
+
+/// Workers, job counts by status, stuck jobs and which of `index_names`
+/// exist, in one read-only statement (one snapshot). Counting reads the
+/// whole queue: meant for an operator's command, not for a periodic check.
+pub async fn diagnose(
+    db: &Database,
+    stuck_after: Duration,
+    dead_after: Duration,
+    index_names: &[&str],
+) -> Result<Diagnosis, DbError> {
+    let names = if index_names.is_empty() {
+        "NULL".to_string()
+    } else {
+        index_names
+            .iter()
+            .map(|n| literal(n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let sql = format!(
+        "SELECT json_build_object(
+            'workers', (SELECT coalesce(json_agg(json_build_object(
+                    'id', worker_id, 'status', status,
+                    'heartbeatAgeSeconds', floor(extract(epoch FROM now() - last_heartbeat))::bigint,
+                    'currentJob', current_job_id, 'jobsCompleted', jobs_completed, 'jobsFailed', jobs_failed,
+                    'alive', status IS DISTINCT FROM 'offline' AND coalesce(last_heartbeat >= now() - {dead}, false))
+                  ORDER BY worker_id), '[]') FROM worker_status),
+            'jobs', (SELECT coalesce(json_agg(json_build_object('statusId', coalesce(s.id, c.status_id), 'name', s.name,
+                                                               'count', coalesce(c.n, 0))
+                                             ORDER BY coalesce(s.id, c.status_id)), '[]')
+                     FROM extraction_status s
+                     FULL JOIN (SELECT status_id, count(*) AS n FROM extraction_queue GROUP BY status_id) c
+                       ON c.status_id = s.id),
+            'stuckJobs', (SELECT coalesce(json_agg({RELEASED_JOB_JSON} ORDER BY seconds DESC, id), '[]')
+                          FROM (SELECT id, worker_id AS worker, document_source, document_number, {STUCK_SECONDS} AS seconds
+                                FROM extraction_queue WHERE {condition}) stuck),
+            'presentIndexes', (SELECT coalesce(json_agg(indexname::text ORDER BY indexname), '[]') FROM pg_indexes
+                               WHERE schemaname = current_schema() AND indexname IN ({names})))",
+        dead = interval(dead_after),
+        condition = stuck_condition(stuck_after),
+    );
+    db.query_json(&sql).await
+}
+
+// --- The extraction workers' own statements -------------------------------
+//
+// The monitor never sends these: the demo's simulated workers (and the tests
+// that drive them) do, so that what the monitor heals is the queue exactly as
+// the real workers leave it.
+
+/// A job a worker took ([`claim_job`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimedJob {
+    pub id: String,
+    /// When the monitor last put this job back in the queue (database clock,
+    /// seconds since the epoch), if the job came back that way.
+    pub released_at: Option<f64>,
+}
+
+/// Registers a worker: its `worker_status` row, idle, heartbeat now
+/// (an upsert, so a restarted worker can reuse its id).
+pub async fn register_worker(db: &Database, worker: &str) -> Result<(), DbError> {
+    let sql = format!(
+        "WITH up AS (
+            INSERT INTO worker_status (worker_id, status, current_job_id, last_heartbeat, started_at)
+            VALUES ({me}, 'idle', NULL, now(), now())
+            ON CONFLICT (worker_id) DO UPDATE
+            SET status = 'idle', current_job_id = NULL, last_heartbeat = now(), started_at = now()
+            RETURNING 1)
+         SELECT to_json(count(*)) FROM up",
+        me = literal(worker),
+    );
+    db.query_json::<i64>(&sql).await.map(drop)
+}
+
+/// A worker's heartbeat: its `last_heartbeat` is now. Returns whether its
+/// row exists.
+pub async fn heartbeat(db: &Database, worker: &str) -> Result<bool, DbError> {
+    let sql = format!(
+        "WITH hb AS (UPDATE worker_status SET last_heartbeat = now() WHERE worker_id = {me} RETURNING 1)
+         SELECT to_json(count(*) > 0) FROM hb",
+        me = literal(worker),
+    );
+    db.query_json(&sql).await
+}
+
+/// Takes the oldest waiting job, as the real workers do: a conditional
+/// update of the first unlocked waiting row (`FOR UPDATE SKIP LOCKED`, so
+/// workers never wait on each other), and marks the worker busy with it.
+/// `None` when nothing waits.
+pub async fn claim_job(db: &Database, worker: &str) -> Result<Option<ClaimedJob>, DbError> {
+    let sql = format!(
+        "WITH claimed AS (
+            UPDATE extraction_queue SET status_id = 2, worker_id = {me}, processing_started_at = now()
+            WHERE id = (SELECT id FROM extraction_queue WHERE status_id = 1
+                        ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+              AND status_id = 1
+            RETURNING id, error_message, updated_at
+        ), busy AS (
+            UPDATE worker_status SET status = 'busy', current_job_id = (SELECT id FROM claimed)
+            WHERE worker_id = {me} AND EXISTS (SELECT 1 FROM claimed)
+        )
+        SELECT coalesce((SELECT json_build_object('id', id,
+                   'releasedAt', CASE WHEN error_message LIKE '%by health monitor%'
+                                      THEN extract(epoch FROM updated_at)::float8 END)
+                         FROM claimed), 'null')",
+        me = literal(worker),
+    );
+    db.query_json(&sql).await
+}
+
+/// Finishes a job the worker holds: `Complété` (3) on success; on failure
+/// one more attempt counted, and back to waiting (1) or `Erreur` (4) once
+/// `max_attempts` is reached. Guarded by `worker_id = me AND status_id = 2`:
+/// a job the monitor took back meanwhile is left alone (`None`). Updates the
+/// worker's row (idle, its counters).
+pub async fn finish_job(
+    db: &Database,
+    worker: &str,
+    job: &str,
+    failure: Option<&str>,
+) -> Result<Option<i32>, DbError> {
+    let ok = if failure.is_none() { "true" } else { "false" };
+    let error = failure.map_or("NULL".to_string(), literal);
+    let sql = format!(
+        "WITH target AS (
+            SELECT id, CASE WHEN {ok} THEN 3 WHEN attemtps + 1 >= coalesce(max_attempts, 3) THEN 4 ELSE 1 END AS next
+            FROM extraction_queue
+            WHERE id = {job}::uuid AND worker_id = {me} AND status_id = 2
+            FOR UPDATE
+        ), done AS (
+            UPDATE extraction_queue q
+            SET status_id = t.next,
+                attemtps = q.attemtps + CASE WHEN {ok} THEN 0 ELSE 1 END,
+                worker_id = CASE WHEN t.next = 1 THEN NULL ELSE q.worker_id END,
+                processing_started_at = CASE WHEN t.next = 1 THEN NULL ELSE q.processing_started_at END,
+                error_message = {error}, updated_at = now()
+            FROM target t WHERE q.id = t.id
+            RETURNING q.status_id
+        ), me AS (
+            UPDATE worker_status
+            SET status = 'idle', current_job_id = NULL, last_heartbeat = now(),
+                jobs_completed = jobs_completed + (SELECT count(*) FROM done WHERE status_id = 3),
+                jobs_failed = jobs_failed + (SELECT count(*) FROM done WHERE status_id <> 3)
+            WHERE worker_id = {me}
+        )
+        SELECT coalesce((SELECT to_json(status_id) FROM done), 'null')",
+        job = literal(job),
+        me = literal(worker),
+    );
+    db.query_json(&sql).await
+}
+
+/// Adds `count` waiting jobs, documents cycling through the three sources,
+/// one microsecond apart so they are taken in order. Returns how many.
+pub async fn enqueue_jobs(db: &Database, count: u32) -> Result<i64, DbError> {
+    let sql = format!(
+        "WITH added AS (
+            INSERT INTO extraction_queue (status_id, document_source, document_number, created_at)
+            SELECT 1, (ARRAY['acte', 'index', 'plan_cadastraux'])[1 + i % 3], (100000 + i)::text,
+                   now() + i * interval '1 microsecond'
+            FROM generate_series(1, {count}) AS i
+            RETURNING 1)
+         SELECT to_json(count(*)) FROM added"
+    );
+    db.query_json(&sql).await
+}
+
+/// The queue by stage, for a progress line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct QueueProgress {
+    pub waiting: i64,
+    pub processing: i64,
+    pub done: i64,
+    pub failed: i64,
+    pub total: i64,
+}
+
+/// Waiting (1), processing (2), done (3) and failed (4) jobs, and all jobs.
+pub async fn queue_progress(db: &Database) -> Result<QueueProgress, DbError> {
+    db.query_json(
+        "SELECT json_build_object(
+            'waiting', count(*) FILTER (WHERE status_id = 1),
+            'processing', count(*) FILTER (WHERE status_id = 2),
+            'done', count(*) FILTER (WHERE status_id = 3),
+            'failed', count(*) FILTER (WHERE status_id = 4),
+            'total', count(*))
+         FROM extraction_queue",
+    )
+    .await
+}
+
+/// The database's clock, in seconds since the epoch.
+pub async fn database_now(db: &Database) -> Result<f64, DbError> {
+    db.query_json("SELECT to_json(extract(epoch FROM now())::float8)")
+        .await
+}
+
+// --- Scratch databases (the demo) ------------------------------------------
+//
+// These run outside a transaction block (`CREATE DATABASE` must), so they go
+// through `batch_execute` on a plain client rather than `Database`.
+
+/// A name as an SQL identifier.
+pub fn identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Creates the database `name`.
+pub async fn create_database(client: &tokio_postgres::Client, name: &str) -> Result<(), DbError> {
+    Ok(client
+        .batch_execute(&format!("CREATE DATABASE {}", identifier(name)))
+        .await?)
+}
+
+/// Drops the database `name`, ending any session still on it.
+pub async fn drop_database(client: &tokio_postgres::Client, name: &str) -> Result<(), DbError> {
+    Ok(client
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            identifier(name)
+        ))
+        .await?)
+}
+
+/// Applies a schema script (several statements, such as `sql/schema.sql`).
+pub async fn apply_script(client: &tokio_postgres::Client, script: &str) -> Result<(), DbError> {
+    Ok(client.batch_execute(script).await?)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::alerts::{Alert, AlertCounters, AlertSink};
 use crate::database::DbError;
 use crate::sql::HealthCounts;
+use crate::ticker::ChildKind;
 
 /// One check of one project.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +30,41 @@ pub struct CheckState {
     pub last_error: Option<DbError>,
     /// Time the last run took.
     pub last_duration: Duration,
+    /// Every run's duration, for the `/metrics` histogram.
+    pub durations: DurationHistogram,
+    /// When the check's actor was last restarted: a restarting child may be
+    /// silent for up to the restart backoff without being hung.
+    pub last_restart: Option<Instant>,
+}
+
+/// Upper bounds, in seconds, of the check-duration histogram's buckets:
+/// from a quick local statement to past the default statement timeout.
+pub const DURATION_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A Prometheus-style histogram of run durations, kept here (plain numbers,
+/// no metrics library in the actor crate) and encoded by `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DurationHistogram {
+    /// Runs in each bucket of [`DURATION_BUCKETS`] (not cumulative); longer
+    /// runs are only in `count`.
+    pub buckets: [u64; DURATION_BUCKETS.len()],
+    /// Total seconds of all runs.
+    pub sum: f64,
+    /// Runs observed.
+    pub count: u64,
+}
+
+impl DurationHistogram {
+    pub fn observe(&mut self, took: Duration) {
+        let secs = took.as_secs_f64();
+        if let Some(i) = DURATION_BUCKETS.iter().position(|upper| secs <= *upper) {
+            self.buckets[i] += 1;
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
 }
 
 /// One project.
@@ -138,6 +174,7 @@ impl MonitorState {
         c.last_finished = Some(Instant::now());
         c.last_success = Some(SystemTime::now());
         c.last_duration = took;
+        c.durations.observe(took);
         let was_failing = c.last_error.take().is_some();
         was_failing && p.checks.values().all(|c| c.last_error.is_none())
     }
@@ -172,6 +209,7 @@ impl MonitorState {
         c.errors += 1;
         c.last_finished = Some(Instant::now());
         c.last_duration = took;
+        c.durations.observe(took);
         c.last_error = Some(error.clone());
         if known {
             FailureNews::Repeated
@@ -184,7 +222,9 @@ impl MonitorState {
     pub fn restarted(&self, project: &str, check: &'static str) {
         let mut all = self.lock();
         let p = all.entry(project.to_string()).or_default();
-        p.checks.entry(check).or_default().restarts += 1;
+        let c = p.checks.entry(check).or_default();
+        c.restarts += 1;
+        c.last_restart = Some(Instant::now());
     }
 
     /// Applies `f` to a project's state (for the checks' own figures).
@@ -194,12 +234,22 @@ impl MonitorState {
     }
 
     /// Active workers in the whole fleet: workers heartbeat in one project
-    /// but serve all of them. `None` until every project has reported once,
-    /// so that start-up order cannot make an empty fleet appear.
+    /// but serve all of them. A project counts with its last known figure;
+    /// `None` while some project has not yet had its first health count
+    /// tried, so that start-up order cannot make an empty fleet appear. A
+    /// project never reached counts as none: it cannot hide an empty fleet
+    /// elsewhere for ever.
     pub fn fleet_active_workers(&self) -> Option<u64> {
         self.lock()
             .values()
-            .map(|p| p.last_counts.map(|c| c.active_workers))
+            .map(|p| match p.last_counts {
+                Some(counts) => Some(counts.active_workers),
+                None => p
+                    .checks
+                    .get(ChildKind::HealthReporter.name())
+                    .filter(|c| c.runs > 0)
+                    .map(|_| 0),
+            })
             .sum()
     }
 }
@@ -242,6 +292,19 @@ mod tests {
     }
 
     #[test]
+    fn durations_fall_in_their_buckets() {
+        let mut h = DurationHistogram::default();
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_millis(100));
+        h.observe(Duration::from_secs(60));
+        assert_eq!(h.count, 3);
+        assert_eq!(h.buckets[0], 1);
+        assert_eq!(h.buckets[4], 1, "100 ms is in the 0.1 s bucket");
+        assert_eq!(h.buckets.iter().sum::<u64>(), 2, "60 s is past every bound");
+        assert!((h.sum - 60.103).abs() < 1e-9);
+    }
+
+    #[test]
     fn fleet_is_unknown_until_every_project_reported() {
         let state = MonitorState::new();
         state.add_project("a");
@@ -254,5 +317,19 @@ mod tests {
         assert_eq!(state.fleet_active_workers(), None);
         state.update("b", |p| p.last_counts = Some(counts(3)));
         assert_eq!(state.fleet_active_workers(), Some(3));
+        state.add_project("down");
+        assert_eq!(state.fleet_active_workers(), None);
+        let refused = DbError::Unreachable("refused".into());
+        state.run_failed(
+            "down",
+            ChildKind::HealthReporter.name(),
+            Duration::ZERO,
+            &refused,
+        );
+        assert_eq!(
+            state.fleet_active_workers(),
+            Some(3),
+            "a down project does not block the fleet figure"
+        );
     }
 }

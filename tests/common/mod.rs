@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod http;
 pub mod pgbouncer;
 pub mod proxy;
 
@@ -226,6 +227,8 @@ pub fn fast(vars: &[(&str, &str)]) -> Vec<(String, String)> {
         ("MONITOR_DEAD_WORKER_AFTER", "1m"),
         ("MONITOR_HEALTH_LOG_EVERY", "1m"),
         ("MONITOR_CONNECT_TIMEOUT", "2s"),
+        // A free port each: tests run in parallel.
+        ("MONITOR_HTTP_ADDR", "127.0.0.1:0"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
