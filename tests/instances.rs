@@ -88,7 +88,8 @@ fn cycles(monitors: &[&Monitor], env: &str, n: usize) {
 }
 
 /// Two monitor processes started together on the same two projects: per
-/// project exactly one says it acts and the other that it stands by; each
+/// project exactly one says it acts and the other that it stands by (in
+/// logs, `/status` and `/metrics`); each
 /// stuck job's reset and each dead worker is reported exactly once across
 /// both, cycle after cycle. Killing the acting one with SIGKILL, the other
 /// acts within two check intervals and heals what gets stuck after.
@@ -132,6 +133,21 @@ fn two_monitors_act_once_and_the_survivor_takes_over() {
             "the standby names the acting instance: {}",
             lines[0]
         );
+        // `/status` and `/metrics` say the same.
+        for (i, role) in [(acting[0], "acting"), (standby, "standby")] {
+            let addr = common::http::addr(both[i]);
+            let (_, status) = common::http::get_json(addr, "/status");
+            let p = &status["projects"][env];
+            assert_eq!(p["role"], role, "{status}");
+            let acting_pid = format!(":{}", both[acting[0]].pid());
+            assert!(
+                p["actingInstance"].as_str().unwrap().ends_with(&acting_pid),
+                "{status}"
+            );
+            let m = common::http::metrics(addr);
+            let gauge = m[&format!("registre_monitor_acting{{environment=\"{env}\"}}")];
+            assert_eq!(gauge, f64::from(u8::from(role == "acting")));
+        }
         if env == "a" {
             acting_for_a = Some(acting[0]);
         }
