@@ -286,3 +286,55 @@ fn a_failing_webhook_is_retried_then_given_up_without_delaying_checks() {
     assert!(tries.iter().all(|t| t == &tries[0]));
     no_secret(&monitor);
 }
+
+/// Two monitors on the same project and webhook: the anomaly is alerted
+/// once, and every reset job appears in exactly one alert.
+#[test]
+fn two_monitors_alert_once() {
+    let receiver = Receiver::start(Answer::Ok);
+    let mut db = TestDb::new("alerttwo");
+    for n in 0..4 {
+        db.job(
+            2,
+            Some("worker-hung"),
+            Some("10 minutes"),
+            &format!("acte:{n}"),
+        );
+    }
+    let mut vars = fast(&[
+        ("MONITOR_STUCK_JOB_AFTER", "1s"),
+        ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
+    ]);
+    vars.push(("MONITOR_ALERT_WEBHOOK_URL".into(), receiver.url()));
+    vars.push(("DEV_SUPABASE_DB_URL".into(), db.url.clone()));
+    let first = Monitor::start(&vars);
+    let second = Monitor::start(&vars);
+    receiver.wait_kind("jobs_reset", 1);
+    eventually("the no-active-workers alert", WAIT, || {
+        receiver
+            .of_kind("anomaly")
+            .iter()
+            .any(|b| b["anomaly"] == "no_active_workers")
+    });
+    for m in [&first, &second] {
+        cycles(m, "dev", 5);
+    }
+    let anomalies: Vec<Value> = receiver
+        .of_kind("anomaly")
+        .into_iter()
+        .filter(|b| b["anomaly"] == "no_active_workers")
+        .collect();
+    assert_eq!(anomalies.len(), 1, "{anomalies:?}");
+    let mut ids: Vec<String> = receiver
+        .of_kind("jobs_reset")
+        .iter()
+        .flat_map(|b| b["jobs"].as_array().unwrap().clone())
+        .map(|j| j["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!((before, ids.len()), (4, 4), "each reset job alerted once");
+    no_secret(&first);
+    no_secret(&second);
+}

@@ -133,6 +133,9 @@ fn two_monitors_act_once_and_the_survivor_takes_over() {
             "the standby names the acting instance: {}",
             lines[0]
         );
+        // Only the acting instance warns about the project's anomalies.
+        assert!(!both[acting[0]].find("⚠️", Some(env)).is_empty());
+        assert!(both[standby].find("⚠️", Some(env)).is_empty());
         // `/status` and `/metrics` say the same.
         for (i, role) in [(acting[0], "acting"), (standby, "standby")] {
             let addr = common::http::addr(both[i]);
