@@ -301,3 +301,30 @@ fn without_ocr_columns_the_rule_is_off_with_one_info_line() {
     assert!(noise.is_empty(), "{noise:?}");
     assert!(monitor.find("ℹ️  Poison-job limit off", None).is_empty());
 }
+
+/// A database without the attempts column: one INFO line says the
+/// poison-job limit is off there, jobs are reset as before, cycle after
+/// cycle, and nothing fails.
+#[test]
+fn without_the_attempts_column_the_limit_is_off_with_one_info_line() {
+    let line = "    attemtps              integer     NOT NULL DEFAULT 0,\n";
+    assert!(common::SCHEMA.contains(line));
+    let mut db = TestDb::with_schema("noattempts", &common::SCHEMA.replace(line, ""));
+    let job = db.job(2, Some("worker-hang"), Some("10 minutes"), "acte:666");
+    let monitor = Monitor::start(&vars_for(&db, &[]));
+    for n in 1..=4 {
+        monitor.wait_for(n, "🔄 Auto-reset stuck jobs", Some("dev"), WAIT);
+        assert_eq!(db.job_status(&job), 1);
+        stick_again(&mut db, &job);
+    }
+    let off = monitor.find("ℹ️  Poison-job limit off", Some("dev"));
+    assert_eq!(off.len(), 1, "{off:?}");
+    assert_eq!(off[0]["level"], "INFO");
+    assert_eq!(off[0]["column"], "attemtps");
+    let errors: Vec<_> = monitor
+        .logs()
+        .into_iter()
+        .filter(|l| l["level"] == "ERROR")
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
