@@ -246,7 +246,7 @@ async fn fault(shared: web::Data<Shared>, query: web::Query<FaultQuery>) -> Http
     let Some(child) = ChildKind::ALL.into_iter().find(|k| k.name() == q.actor) else {
         return json_response(
             StatusCode::BAD_REQUEST,
-            json!({ "error": "actor must be StuckJobResetter, WorkerReaper or HealthReporter" }),
+            json!({ "error": "actor must be LeaderElection, StuckJobResetter, WorkerReaper or HealthReporter" }),
         );
     };
     let fault = match q.fault.as_str() {
