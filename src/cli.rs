@@ -158,6 +158,79 @@ pub struct SettingsArgs {
     )]
     pub statement_timeout: Option<String>,
 
+    /// Count each automatic reset or release as an attempt of the job [default: true]
+    #[arg(
+        long,
+        env = "MONITOR_COUNT_RESETS_AS_ATTEMPTS",
+        global = true,
+        value_name = "BOOL"
+    )]
+    pub count_resets_as_attempts: Option<String>,
+
+    /// The job's attempts column [default: attemtps]
+    #[arg(
+        long,
+        env = "MONITOR_ATTEMPTS_COLUMN",
+        global = true,
+        value_name = "COLUMN"
+    )]
+    pub attempts_column: Option<String>,
+
+    /// Extra time for a job whose worker is alive and working on it [default: 0]
+    #[arg(
+        long,
+        env = "MONITOR_LIVE_WORKER_GRACE",
+        global = true,
+        value_name = "DURATION"
+    )]
+    pub live_worker_grace: Option<String>,
+
+    /// An OCR job in processing for longer than this goes back to status 3 [default: 10m]
+    #[arg(
+        long,
+        env = "MONITOR_STUCK_OCR_AFTER",
+        global = true,
+        value_name = "DURATION"
+    )]
+    pub stuck_ocr_after: Option<String>,
+
+    /// session (one instance acts, by advisory lock) or off (every instance acts) [default: session]
+    #[arg(
+        long,
+        env = "MONITOR_LEADER_ELECTION",
+        global = true,
+        value_name = "MODE"
+    )]
+    pub leader_election: Option<String>,
+
+    /// Post alerts as JSON to this URL (a secret: never logged) [default: none]
+    #[arg(
+        long,
+        env = "MONITOR_ALERT_WEBHOOK_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub alert_webhook_url: Option<String>,
+
+    /// Alert on a batch of resets or reaped workers of at least this size [default: 1]
+    #[arg(
+        long,
+        env = "MONITOR_ALERT_MIN_RESETS",
+        global = true,
+        value_name = "COUNT"
+    )]
+    pub alert_min_resets: Option<String>,
+
+    /// At most one alert of a kind per project within this [default: 5m]
+    #[arg(
+        long,
+        env = "MONITOR_ALERT_REPEAT_AFTER",
+        global = true,
+        value_name = "DURATION"
+    )]
+    pub alert_repeat_after: Option<String>,
+
     /// error, warn, info, debug or trace; RUST_LOG wins when set [default: info]
     #[arg(long, env = "LOG_LEVEL", global = true, value_name = "LEVEL")]
     pub log_level: Option<String>,

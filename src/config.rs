@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use log::LevelFilter;
+use registre_actors::settings::{LeaderElection, WebhookUrl};
 use registre_actors::{Project, Settings};
 
 use crate::cli::SettingsArgs;
@@ -138,6 +139,84 @@ fn duration_setting(
     }
 }
 
+fn bool_setting(var: &str, value: &Option<String>, default: bool) -> Result<bool, ConfigError> {
+    match value.as_deref().map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) => match v.as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(bad(
+                var,
+                value.as_deref().unwrap_or_default(),
+                "is not a boolean",
+                "true or false",
+            )),
+        },
+    }
+}
+
+/// A column name written into statements as is: a plain lower-case SQL
+/// identifier only, so nothing can be injected and no quoting is needed.
+fn identifier_setting(
+    var: &str,
+    value: &Option<String>,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let Some(text) = value else {
+        return Ok(default.to_string());
+    };
+    let t = text.trim();
+    let plain = t.len() <= 63
+        && t.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && t.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !plain {
+        return Err(bad(
+            var,
+            text,
+            "is not a plain column name",
+            "lower-case letters, digits and underscores, starting with a letter or underscore (as attemtps)",
+        ));
+    }
+    Ok(t.to_string())
+}
+
+/// `MONITOR_LIVE_WORKER_GRACE`: a duration, or zero (`0`, `0s`) for none.
+fn grace_setting(value: &Option<String>) -> Result<Duration, ConfigError> {
+    // Zero in any unit means no grace; anything else is a positive duration.
+    let zero = |t: &str| {
+        let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+        let (number, unit) = t.split_at(split);
+        matches!(unit, "" | "ms" | "s" | "m" | "h") && number.trim().parse::<f64>() == Ok(0.0)
+    };
+    match value.as_deref().map(str::trim) {
+        None => Ok(Settings::LIVE_WORKER_GRACE_DEFAULT),
+        Some(t) if zero(t) => Ok(Duration::ZERO),
+        Some(_) => duration_setting(
+            "MONITOR_LIVE_WORKER_GRACE",
+            value,
+            Settings::LIVE_WORKER_GRACE_DEFAULT,
+        ),
+    }
+}
+
+/// The webhook URL is a secret: errors describe it, never show it.
+fn webhook_setting(value: &Option<String>) -> Result<Option<WebhookUrl>, ConfigError> {
+    let Some(text) = value.as_deref().map(str::trim) else {
+        return Ok(None);
+    };
+    if text.is_empty() {
+        return Ok(None);
+    }
+    registre_actors::alerts::Endpoint::parse(text).map_err(|problem| {
+        ConfigError(format!(
+            "MONITOR_ALERT_WEBHOOK_URL (value hidden) {problem}; expected an http:// or https:// URL \
+             such as https://hooks.slack.com/services/..."
+        ))
+    })?;
+    Ok(Some(WebhookUrl(text.to_string())))
+}
+
 fn settings(args: &SettingsArgs) -> Result<Settings, ConfigError> {
     let d = Settings::default();
     let failed_jobs_warn = match &args.failed_jobs_warn {
@@ -182,6 +261,56 @@ fn settings(args: &SettingsArgs) -> Result<Settings, ConfigError> {
             "MONITOR_STATEMENT_TIMEOUT",
             &args.statement_timeout,
             d.statement_timeout,
+        )?,
+        count_resets_as_attempts: bool_setting(
+            "MONITOR_COUNT_RESETS_AS_ATTEMPTS",
+            &args.count_resets_as_attempts,
+            d.count_resets_as_attempts,
+        )?,
+        attempts_column: identifier_setting(
+            "MONITOR_ATTEMPTS_COLUMN",
+            &args.attempts_column,
+            &d.attempts_column,
+        )?,
+        live_worker_grace: grace_setting(&args.live_worker_grace)?,
+        stuck_ocr_after: duration_setting(
+            "MONITOR_STUCK_OCR_AFTER",
+            &args.stuck_ocr_after,
+            d.stuck_ocr_after,
+        )?,
+        leader_election: match args.leader_election.as_deref().map(str::trim) {
+            None => d.leader_election,
+            Some("session") => LeaderElection::Session,
+            Some("off") => LeaderElection::Off,
+            Some(other) => {
+                return Err(bad(
+                    "MONITOR_LEADER_ELECTION",
+                    other,
+                    "is not a mode",
+                    "session or off",
+                ));
+            }
+        },
+        instance_id: d.instance_id.clone(),
+        alert_webhook: webhook_setting(&args.alert_webhook_url)?,
+        alert_min_resets: match &args.alert_min_resets {
+            None => d.alert_min_resets,
+            Some(text) => match text.trim().parse::<u64>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    return Err(bad(
+                        "MONITOR_ALERT_MIN_RESETS",
+                        text,
+                        "is not a positive whole number",
+                        "a count such as 1 (1 or more)",
+                    ));
+                }
+            },
+        },
+        alert_repeat_after: duration_setting(
+            "MONITOR_ALERT_REPEAT_AFTER",
+            &args.alert_repeat_after,
+            d.alert_repeat_after,
         )?,
     };
     if s.dead_worker_after < s.check_interval {
@@ -409,6 +538,24 @@ mod tests {
         .unwrap();
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].redacted_url, "postgres://u@h/db");
+    }
+
+    #[test]
+    fn a_zero_grace_is_none_and_a_negative_one_an_error() {
+        for zero in ["0", "0s", "0ms", " 0m "] {
+            assert_eq!(
+                grace_setting(&Some(zero.into())),
+                Ok(Duration::ZERO),
+                "{zero}"
+            );
+        }
+        assert_eq!(
+            grace_setting(&Some("90s".into())),
+            Ok(Duration::from_secs(90))
+        );
+        for bad in ["-1s", "0x", "soon"] {
+            assert!(grace_setting(&Some(bad.into())).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use actix::Addr;
@@ -189,6 +190,10 @@ fn project_json(url: Option<&String>, p: &ProjectState, now: Instant) -> Value {
         "jobsReset": p.jobs_reset,
         "workersReaped": p.workers_reaped,
         "jobsReleased": p.jobs_released,
+        "jobsFailed": p.jobs_failed,
+        "ocrJobsReset": p.ocr_jobs_reset,
+        "role": p.role,
+        "actingInstance": p.acting_instance,
         "environmentRestarts": p.checks.get("Environment").map_or(0, |c| c.restarts),
         "lastError": last_error,
         "checks": checks,
@@ -211,6 +216,13 @@ async fn status(shared: web::Data<Shared>) -> HttpResponse {
             "healthy": problems.is_empty(),
             "problems": problems,
             "ready": projects.values().all(|p| p["everReached"] == true),
+            "instance": shared.liveness.settings.instance_id,
+            "alerts": shared.liveness.state.alert_counters().map(|c| json!({
+                "sent": c.sent.load(Ordering::Relaxed),
+                "failed": c.failed.load(Ordering::Relaxed),
+                "dropped": c.dropped.load(Ordering::Relaxed),
+                "suppressed": c.suppressed.load(Ordering::Relaxed),
+            })),
             "projects": projects,
         }),
     )
@@ -234,7 +246,7 @@ async fn fault(shared: web::Data<Shared>, query: web::Query<FaultQuery>) -> Http
     let Some(child) = ChildKind::ALL.into_iter().find(|k| k.name() == q.actor) else {
         return json_response(
             StatusCode::BAD_REQUEST,
-            json!({ "error": "actor must be StuckJobResetter, WorkerReaper or HealthReporter" }),
+            json!({ "error": "actor must be LeaderElection, StuckJobResetter, WorkerReaper or HealthReporter" }),
         );
     };
     let fault = match q.fault.as_str() {

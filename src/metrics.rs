@@ -14,6 +14,9 @@
 //!   `check_duration_seconds{check}` (histogram);
 //! - `project_reachable` (1 or 0), `anomaly_active{anomaly}`;
 //! - `actor_restarts_total{actor}`;
+//! - `jobs_failed_out_of_attempts_total`, `ocr_jobs_reset_total`, `acting`
+//!   (1 or 0); and, with a webhook, `alerts_sent_total`, `alerts_failed_total`,
+//!   `alerts_dropped_total`, `alerts_suppressed_total` (no labels);
 //! - `last_success_timestamp_seconds{check}` (Unix time of the last
 //!   successful run).
 
@@ -137,6 +140,16 @@ impl Collector for StateCollector {
                 "Jobs released because their worker died",
                 |p| p.jobs_released,
             ),
+            (
+                "jobs_failed_out_of_attempts",
+                "Stuck or released jobs sent to failed: out of attempts",
+                |p| p.jobs_failed,
+            ),
+            (
+                "ocr_jobs_reset",
+                "OCR jobs stuck in processing put back to ready for OCR",
+                |p| p.ocr_jobs_reset,
+            ),
         ] {
             family(
                 &mut encoder,
@@ -219,6 +232,49 @@ impl Collector for StateCollector {
                 })
             }),
         )?;
+        family(
+            &mut encoder,
+            "acting",
+            "1 while this instance acts for the project, 0 while it stands by",
+            MetricType::Gauge,
+            projects.iter().filter_map(|(name, p)| {
+                let acting = p.role.as_deref()? == "acting";
+                Some((env(*name), ConstGauge::new(i64::from(acting))))
+            }),
+        )?;
+        if let Some(alerts) = self.state.alert_counters() {
+            for (metric, help, value) in [
+                (
+                    "alerts_sent",
+                    "Alerts delivered to the webhook",
+                    &alerts.sent,
+                ),
+                (
+                    "alerts_failed",
+                    "Alerts given up on after every try",
+                    &alerts.failed,
+                ),
+                (
+                    "alerts_dropped",
+                    "Alerts dropped because the queue was full",
+                    &alerts.dropped,
+                ),
+                (
+                    "alerts_suppressed",
+                    "Alerts held back by the repeat limit",
+                    &alerts.suppressed,
+                ),
+            ] {
+                let n = value.load(std::sync::atomic::Ordering::Relaxed);
+                family(
+                    &mut encoder,
+                    metric,
+                    help,
+                    MetricType::Counter,
+                    std::iter::once((Vec::<(&str, &str)>::new(), ConstCounter::new(n))),
+                )?;
+            }
+        }
         family(
             &mut encoder,
             "actor_restarts",

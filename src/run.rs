@@ -2,6 +2,7 @@
 //! HTTP endpoints and systemd's notify protocol beside it.
 
 use actix::prelude::*;
+use registre_actors::alerts::{AlertSink, Endpoint};
 use registre_actors::{MonitorState, Supervisor};
 
 use crate::config::Config;
@@ -37,6 +38,20 @@ pub fn run(config: Config) -> Result<(), RunError> {
             }
         };
         let state = MonitorState::new();
+        if let Some(url) = &config.settings.alert_webhook {
+            match Endpoint::parse(&url.0) {
+                Ok(endpoint) => {
+                    state.set_alerts(AlertSink::start(
+                        endpoint,
+                        config.settings.instance_id.clone(),
+                        config.settings.alert_repeat_after,
+                    ));
+                    log::info!(minResets = config.settings.alert_min_resets;
+                        "📮 Alerts go to the configured webhook (URL not shown)");
+                }
+                Err(problem) => log::error!("MONITOR_ALERT_WEBHOOK_URL {problem}: no alerts"),
+            }
+        }
         let liveness = Liveness::new(state.clone(), config.settings.clone());
         let count = config.projects.len();
         let supervisor =

@@ -131,6 +131,38 @@ const CASES: &[Case] = &[
         &[("_SUPABASE_DB_URL", "postgres://u@h/db")],
         "_SUPABASE_DB_URL",
     ),
+    case(
+        &[("MONITOR_ATTEMPTS_COLUMN", "attemtps; DROP TABLE x")],
+        "MONITOR_ATTEMPTS_COLUMN",
+    ),
+    case(
+        &[("MONITOR_COUNT_RESETS_AS_ATTEMPTS", "maybe")],
+        "MONITOR_COUNT_RESETS_AS_ATTEMPTS",
+    ),
+    case(
+        &[("MONITOR_LIVE_WORKER_GRACE", "-1s")],
+        "MONITOR_LIVE_WORKER_GRACE",
+    ),
+    case(
+        &[("MONITOR_STUCK_OCR_AFTER", "ten minutes")],
+        "MONITOR_STUCK_OCR_AFTER",
+    ),
+    case(
+        &[("MONITOR_LEADER_ELECTION", "always")],
+        "MONITOR_LEADER_ELECTION",
+    ),
+    case(
+        &[("MONITOR_ALERT_WEBHOOK_URL", "ftp://hooks/hunter2")],
+        "MONITOR_ALERT_WEBHOOK_URL",
+    ),
+    case(
+        &[("MONITOR_ALERT_WEBHOOK_URL", "https://user:hunter2@hooks/x")],
+        "MONITOR_ALERT_WEBHOOK_URL",
+    ),
+    case(
+        &[("MONITOR_ALERT_MIN_RESETS", "0")],
+        "MONITOR_ALERT_MIN_RESETS",
+    ),
     Case {
         vars: &[],
         args: &["--check-interval", "0s"],

@@ -38,9 +38,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use postgres::{Client, NoTls, SimpleQueryMessage};
-use registre_actors::indexes;
 use registre_actors::settings::Settings;
 use registre_actors::sql;
+use registre_actors::{features, indexes};
 use serde_json::Value;
 
 /// The watched tables, as the tests create them.
@@ -283,6 +283,20 @@ fn prepare(admin: &mut Client, url: &str, db: &str, rows: u64, open: u64) {
 /// The monitor's cycle: its three statements, each one request after its
 /// `SET LOCAL statement_timeout`, as `Database::query_json` sends them.
 fn monitor_side() -> Side {
+    // What the monitor sends by default on the real schema: resets counted
+    // as attempts, the OCR rule on.
+    let settings = Settings::default();
+    let allowed = features::decide(
+        &sql::Columns {
+            table: true,
+            columns: sql::OPTIONAL_COLUMNS
+                .iter()
+                .map(|c| c.to_string())
+                .chain([settings.attempts_column.clone()])
+                .collect(),
+        },
+        &settings,
+    );
     let set = format!(
         "SET LOCAL statement_timeout = {}; ",
         Settings::STATEMENT_TIMEOUT_DEFAULT.as_millis()
@@ -293,12 +307,16 @@ fn monitor_side() -> Side {
             (
                 "reset_stuck_jobs".into(),
                 set.clone(),
-                sql::reset_stuck_jobs_sql(Settings::STUCK_JOB_AFTER_DEFAULT),
+                sql::reset_stuck_sql(&allowed.stuck_rules(&settings)),
             ),
             (
                 "reap_dead_workers".into(),
                 set.clone(),
-                sql::reap_dead_workers_sql(Settings::DEAD_WORKER_AFTER_DEFAULT, &[]),
+                sql::reap_dead_workers_sql(
+                    Settings::DEAD_WORKER_AFTER_DEFAULT,
+                    &[],
+                    allowed.attempts.as_ref(),
+                ),
             ),
             (
                 "health_counts".into(),

@@ -16,7 +16,8 @@ use tokio_postgres::SimpleQueryMessage;
 
 use crate::project::Project;
 
-/// At most this many connections per project: the three checks take turns.
+/// At most this many connections per project: the checks take turns; with
+/// the leader election on, one of them is the election's own session.
 pub const MAX_CONNECTIONS: usize = 2;
 
 /// A project's database, as the checks use it.
@@ -135,9 +136,27 @@ fn cause_chain(e: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
+/// Why [`Database::send_json`] failed: an answer that was an error, or no
+/// answer at all (the connection is then unusable).
+enum SendError {
+    Failed(DbError),
+    NoAnswer(DbError),
+}
+
 impl Database {
     /// A pool for `project`; connects lazily, so this never fails.
     pub fn new(project: &Project, connect_timeout: Duration, statement_timeout: Duration) -> Self {
+        Self::with_max_size(project, connect_timeout, statement_timeout, MAX_CONNECTIONS)
+    }
+
+    /// [`Database::new`] with at most `max_size` pooled connections (the
+    /// acting-instance session takes one of the project's two).
+    pub fn with_max_size(
+        project: &Project,
+        connect_timeout: Duration,
+        statement_timeout: Duration,
+        max_size: usize,
+    ) -> Self {
         let mut pg = project.pg.clone();
         pg.connect_timeout(connect_timeout);
         pg.keepalives_idle(Duration::from_secs(30));
@@ -154,7 +173,7 @@ impl Database {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(MAX_CONNECTIONS)
+            .max_size(max_size.max(1))
             .runtime(Runtime::Tokio1)
             .create_timeout(Some(connect_timeout))
             .wait_timeout(Some(connect_timeout + statement_timeout))
@@ -175,6 +194,42 @@ impl Database {
         sql: &str,
     ) -> Result<T, DbError> {
         let client = self.pool.get().await?;
+        match self.send_json(&client, sql).await {
+            Err(SendError::NoAnswer(e)) => {
+                // Never give a connection with a request in flight back.
+                drop(Object::take(client));
+                Err(e)
+            }
+            Err(SendError::Failed(e)) => Err(e),
+            Ok(value) => Ok(value),
+        }
+    }
+
+    /// A connection of the pool's, taken out of it for good: a session of
+    /// its own (for a session-level lock). Dropping it closes it, and the
+    /// pool may then open another.
+    pub async fn dedicated(&self) -> Result<deadpool_postgres::ClientWrapper, DbError> {
+        Ok(Object::take(self.pool.get().await?))
+    }
+
+    /// [`Database::query_json`] on a dedicated session. A session that gave
+    /// no answer in time is unusable: the caller should drop it.
+    pub async fn query_json_on<T: serde::de::DeserializeOwned>(
+        &self,
+        client: &tokio_postgres::Client,
+        sql: &str,
+    ) -> Result<T, DbError> {
+        match self.send_json(client, sql).await {
+            Err(SendError::NoAnswer(e)) | Err(SendError::Failed(e)) => Err(e),
+            Ok(value) => Ok(value),
+        }
+    }
+
+    async fn send_json<T: serde::de::DeserializeOwned>(
+        &self,
+        client: &tokio_postgres::Client,
+        sql: &str,
+    ) -> Result<T, SendError> {
         let request = format!(
             "SET LOCAL statement_timeout = {}; {sql}",
             self.statement_timeout.as_millis().max(1)
@@ -185,14 +240,12 @@ impl Database {
         let result = tokio::time::timeout(deadline, client.simple_query(&request)).await;
         let messages = match result {
             Ok(Ok(messages)) => messages,
-            Ok(Err(e)) => return Err(e.into()),
+            Ok(Err(e)) => return Err(SendError::Failed(e.into())),
             Err(_) => {
-                // Never give a connection with a request in flight back.
-                drop(Object::take(client));
-                return Err(DbError::Timeout(format!(
+                return Err(SendError::NoAnswer(DbError::Timeout(format!(
                     "no answer from the server within {} ms",
                     deadline.as_millis()
-                )));
+                ))));
             }
         };
         let text = messages
@@ -202,9 +255,11 @@ impl Database {
                 _ => None,
             })
             .flatten()
-            .ok_or_else(|| DbError::Query("the statement returned no row".into()))?;
+            .ok_or_else(|| {
+                SendError::Failed(DbError::Query("the statement returned no row".into()))
+            })?;
         serde_json::from_str(text)
-            .map_err(|e| DbError::Query(format!("unexpected result shape: {e}")))
+            .map_err(|e| SendError::Failed(DbError::Query(format!("unexpected result shape: {e}"))))
     }
 
     /// Idle and in-use connections, for metrics and tests.

@@ -1,10 +1,10 @@
-//! `Environment`: one watched project, its pool and its three checks.
+//! `Environment`: one watched project, its pool and its checks.
 //!
-//! Starts the [`StuckJobResetter`], [`WorkerReaper`] and [`HealthReporter`]
+//! Starts the [`LeaderElection`], [`StuckJobResetter`], [`WorkerReaper`] and [`HealthReporter`]
 //! (first runs staggered so they do not hit the database at once), restarts
 //! each on its own with exponential backoff when it dies, panics included,
-//! and holds what must outlive a child: the pool and the deaths reported by
-//! other projects.
+//! and holds what must outlive a child: the pool, the deaths reported by
+//! other projects, the probed schema features and this instance's role.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,16 +13,23 @@ use std::time::Duration;
 use actix::WeakRecipient;
 use actix::prelude::*;
 
-use crate::database::Database;
+use crate::database::{Database, MAX_CONNECTIONS};
+use crate::features::Features;
 use crate::health_reporter::HealthReporter;
+use crate::leader::{LeaderElection, Role, SharedRole};
 use crate::project::Project;
-use crate::settings::Settings;
+use crate::settings::{LeaderElection as ElectionMode, Settings};
 use crate::sql::ForeignDeath;
 use crate::state::MonitorState;
 use crate::stuck_job_resetter::StuckJobResetter;
 use crate::supervision::{ExitNotice, Exited, RestartBackoff, Stop};
 use crate::ticker::{ChildKind, Fault, InjectChildFault, Ticker};
 use crate::worker_reaper::{ForeignDeaths, WorkerReaper, WorkersDied};
+
+/// Supabase's transaction-mode pooler (Supavisor) listens here; a session
+/// lock taken through it would stay on a server connection after its
+/// client is gone, so there is no election through it.
+pub const SUPABASE_TRANSACTION_POOLER_PORT: u16 = 6543;
 
 /// Deaths found in another project: free those workers' jobs here too.
 #[derive(Debug, Clone, Message)]
@@ -39,6 +46,7 @@ pub struct InjectEnvironmentFault {
 
 /// The address of a running child, whatever its check.
 enum ChildAddr {
+    Election(Addr<Ticker<LeaderElection>>),
     Resetter(Addr<Ticker<StuckJobResetter>>),
     Reaper(Addr<Ticker<WorkerReaper>>),
     Reporter(Addr<Ticker<HealthReporter>>),
@@ -47,6 +55,7 @@ enum ChildAddr {
 impl ChildAddr {
     fn send_stop(&self) {
         match self {
+            ChildAddr::Election(a) => a.do_send(Stop),
             ChildAddr::Resetter(a) => a.do_send(Stop),
             ChildAddr::Reaper(a) => a.do_send(Stop),
             ChildAddr::Reporter(a) => a.do_send(Stop),
@@ -56,6 +65,7 @@ impl ChildAddr {
     fn inject(&self, fault: Fault) {
         let msg = InjectChildFault(fault);
         match self {
+            ChildAddr::Election(a) => a.do_send(msg),
             ChildAddr::Resetter(a) => a.do_send(msg),
             ChildAddr::Reaper(a) => a.do_send(msg),
             ChildAddr::Reporter(a) => a.do_send(msg),
@@ -70,6 +80,10 @@ pub struct Environment {
     state: MonitorState,
     db: Database,
     foreign: ForeignDeaths,
+    /// What the project's schema allows (probed once).
+    features: Features,
+    /// Whether this instance acts for the project, and its lock session.
+    role: SharedRole,
     /// Where the reaper reports deaths (the Supervisor).
     deaths: WeakRecipient<WorkersDied>,
     children: BTreeMap<ChildKind, ChildAddr>,
@@ -85,18 +99,45 @@ impl Environment {
         deaths: WeakRecipient<WorkersDied>,
         exit: ExitNotice<String>,
     ) -> Self {
-        let db = Database::new(
+        // With an election, one of the project's connections is the
+        // session that holds the lock; the checks share the other.
+        let pooled = project
+            .pg
+            .get_ports()
+            .contains(&SUPABASE_TRANSACTION_POOLER_PORT);
+        let (pool_size, role) = match settings.leader_election {
+            ElectionMode::Session if pooled => {
+                log::warn!(environment = project.name.as_str(), instance = settings.instance_id.as_str();
+                    "Leader election off for this environment: port 6543 is Supabase's transaction pooler, \
+                     where session locks do not hold; every instance acts (each statement stays \
+                     exactly-once, but anomaly warnings and alerts repeat per instance)");
+                (MAX_CONNECTIONS, Role::alone())
+            }
+            ElectionMode::Session => (MAX_CONNECTIONS - 1, Arc::new(Role::default())),
+            ElectionMode::Off => (MAX_CONNECTIONS, Role::alone()),
+        };
+        let db = Database::with_max_size(
             &project,
             settings.connect_timeout,
             settings.statement_timeout,
+            pool_size,
         );
         state.add_project(&project.name);
+        if role.acting() {
+            state.update(&project.name, |p| {
+                p.role = Some("acting".into());
+                p.acting_instance = Some(settings.instance_id.clone());
+            });
+        }
+        let features = Features::new(&project.name);
         Environment {
             project,
             settings,
             state,
             db,
             foreign: ForeignDeaths::default(),
+            features,
+            role,
             deaths,
             children: BTreeMap::new(),
             backoff: BTreeMap::new(),
@@ -109,9 +150,21 @@ impl Environment {
         let name = self.project.name.clone();
         let (db, settings, state) = (self.db.clone(), self.settings.clone(), self.state.clone());
         let addr = match kind {
+            ChildKind::LeaderElection => ChildAddr::Election(
+                Ticker::new(
+                    LeaderElection::new(self.role.clone()),
+                    name,
+                    db,
+                    settings,
+                    state,
+                    first_delay,
+                    exit,
+                )
+                .start(),
+            ),
             ChildKind::StuckJobResetter => ChildAddr::Resetter(
                 Ticker::new(
-                    StuckJobResetter,
+                    StuckJobResetter::new(self.features.clone(), self.role.clone()),
                     name,
                     db,
                     settings,
@@ -122,14 +175,15 @@ impl Environment {
                 .start(),
             ),
             ChildKind::WorkerReaper => {
-                let check = WorkerReaper::new(self.foreign.clone(), self.deaths.clone());
+                let check = WorkerReaper::new(self.foreign.clone(), self.deaths.clone())
+                    .with(self.features.clone(), self.role.clone());
                 ChildAddr::Reaper(
                     Ticker::new(check, name, db, settings, state, first_delay, exit).start(),
                 )
             }
             ChildKind::HealthReporter => ChildAddr::Reporter(
                 Ticker::new(
-                    HealthReporter::default(),
+                    HealthReporter::new(self.role.clone()),
                     name,
                     db,
                     settings,

@@ -5,13 +5,17 @@
 //! status` line is logged at start and then every `health_log_every`, on a
 //! clock. An anomaly is warned about when it starts, repeated at most once
 //! per `health_log_every` while it lasts, and its end is logged at INFO.
+//! Its start and its end are alerted. A standby instance counts (for
+//! metrics and the fleet's figures) but neither warns nor alerts.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use futures_util::future::LocalBoxFuture;
 
+use crate::alerts::Alert;
 use crate::database::{Database, DbError};
+use crate::leader::SharedRole;
 use crate::settings::Settings;
 use crate::sql::{self, HealthCounts};
 use crate::ticker::{Check, ChildKind, RunContext};
@@ -56,6 +60,17 @@ pub struct HealthReporter {
     next_status_line: Option<Instant>,
     /// Active anomalies and when each was last warned about.
     active: BTreeMap<Anomaly, Instant>,
+    /// A standby instance counts but neither warns nor alerts.
+    role: SharedRole,
+}
+
+impl HealthReporter {
+    pub fn new(role: SharedRole) -> Self {
+        HealthReporter {
+            role,
+            ..Self::default()
+        }
+    }
 }
 
 impl Check for HealthReporter {
@@ -69,7 +84,15 @@ impl Check for HealthReporter {
     ) -> LocalBoxFuture<'static, Result<Self::Outcome, DbError>> {
         let db = db.clone();
         let dead_after = settings.dead_worker_after;
-        Box::pin(async move { sql::health_counts(&db, dead_after).await })
+        let (role, bound) = (
+            self.role.clone(),
+            settings.connect_timeout + settings.statement_timeout,
+        );
+        Box::pin(async move {
+            // Known to stand by or not before judging anomalies aloud.
+            role.settled(bound).await;
+            sql::health_counts(&db, dead_after).await
+        })
     }
 
     fn on_success(&mut self, counts: HealthCounts, cx: &RunContext<'_>) {
@@ -115,18 +138,48 @@ impl HealthReporter {
                 counts.error_jobs > cx.settings.failed_jobs_warn,
             ),
         ];
+        // A standby tracks anomalies silently: on taking over it does not
+        // announce again what the acting instance already did.
+        let quiet = self.role.standing_by();
         for (anomaly, holds) in conditions {
             let last = self.active.get(&anomaly).copied();
             match (holds, last) {
                 (true, Some(at)) if now.duration_since(at) < cx.settings.health_log_every => {}
                 (true, _) => {
                     self.active.insert(anomaly, now);
-                    warn_anomaly(anomaly, counts, fleet.unwrap_or(0), cx);
+                    if !quiet {
+                        warn_anomaly(anomaly, counts, fleet.unwrap_or(0), cx);
+                    }
+                    if !quiet && last.is_none() {
+                        let text = format!("[{}] {}", cx.project, anomaly.message());
+                        cx.state.alert(
+                            Alert::new(cx.project, "anomaly", text)
+                                .subject(anomaly.name())
+                                .field("anomaly", anomaly.name())
+                                .field("activeWorkers", fleet.unwrap_or(0))
+                                .field("pendingJobs", counts.pending_jobs)
+                                .field("processingJobs", counts.processing_jobs)
+                                .field("errorJobs", counts.error_jobs),
+                        );
+                    }
                 }
                 (false, Some(_)) => {
                     self.active.remove(&anomaly);
+                    if quiet {
+                        continue;
+                    }
+                    let what = anomaly.message().trim_start_matches("⚠️").trim();
                     log::info!(environment = cx.project, anomaly = anomaly.name();
-                        "✅ Anomaly cleared: {}", anomaly.message().trim_start_matches("⚠️").trim());
+                        "✅ Anomaly cleared: {what}");
+                    cx.state.alert(
+                        Alert::new(
+                            cx.project,
+                            "anomaly_cleared",
+                            format!("[{}] ✅ Anomaly cleared: {what}", cx.project),
+                        )
+                        .subject(anomaly.name())
+                        .field("anomaly", anomaly.name()),
+                    );
                 }
                 (false, None) => {}
             }

@@ -1,21 +1,28 @@
 //! The actor tree of registre-monitor and all of its SQL.
 //!
 //! A [`Supervisor`] starts one [`Environment`] per watched project; each
-//! `Environment` owns that project's connection pool and three periodic
+//! `Environment` owns that project's connection pool and four periodic
 //! checks, each its own actor, restarted on its own with backoff when it dies:
 //!
-//! - [`StuckJobResetter`]: puts jobs stuck in processing back in the queue;
+//! - [`leader::LeaderElection`]: decides, by advisory lock, whether this
+//!   instance acts for the project or stands by;
+//! - [`StuckJobResetter`]: puts jobs stuck in processing (and in OCR) back in
+//!   the queue, or fails them when they ran out of attempts;
 //! - [`WorkerReaper`]: marks silent workers offline and frees their jobs, in
 //!   every project;
 //! - [`HealthReporter`]: counts workers and jobs, logs them, warns on anomalies.
 //!
 //! Every statement is in [`sql`], one function each, atomic and timed by the
-//! database's clock. What the tree knows of itself is in [`MonitorState`].
+//! database's clock. What the tree knows of itself is in [`MonitorState`];
+//! alerts leave through [`alerts`].
 
+pub mod alerts;
 pub mod database;
 pub mod environment;
+pub mod features;
 pub mod health_reporter;
 pub mod indexes;
+pub mod leader;
 pub mod project;
 pub mod schema;
 pub mod settings;

@@ -21,6 +21,50 @@ pub struct Settings {
     /// Bound on each statement, enforced by the server (`SET LOCAL`), so it
     /// also holds through a transaction pooler.
     pub statement_timeout: Duration,
+    /// Whether each automatic reset or release counts as an attempt of the
+    /// job (poison jobs end failed instead of looping forever). `false` is the
+    /// first system's behaviour.
+    pub count_resets_as_attempts: bool,
+    /// The job's attempts column (`attemtps` in production, sic); a plain
+    /// identifier, checked by whoever built the settings.
+    pub attempts_column: String,
+    /// Extra time for a processing job whose worker is alive and reports it
+    /// as its `current_job_id` (0: none, the seed's statement).
+    pub live_worker_grace: Duration,
+    /// An OCR job (`status_id = 6`) older than this goes back to status 3.
+    pub stuck_ocr_after: Duration,
+    /// How instances decide which one acts for a project.
+    pub leader_election: LeaderElection,
+    /// This instance, as logs and `/status` name it (`hostname:pid`).
+    pub instance_id: String,
+    /// Where alerts are posted; `None`: no alerts.
+    pub alert_webhook: Option<WebhookUrl>,
+    /// A batch of resets or reaped workers is alerted from this size on.
+    pub alert_min_resets: u64,
+    /// Alerts of one kind for one project are sent at most once per this.
+    pub alert_repeat_after: Duration,
+}
+
+/// How several instances on the same projects share the work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaderElection {
+    /// The instance holding a session-level advisory lock on a dedicated
+    /// connection acts; the others stand by. Needs a session (a direct
+    /// connection or a pooler in session mode).
+    Session,
+    /// Every instance acts. Each statement is still exactly-once under
+    /// concurrency, but anomaly logs and alerts are repeated per instance.
+    Off,
+}
+
+/// A webhook URL: a secret (Slack's carry a token), so `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookUrl(pub String);
+
+impl std::fmt::Debug for WebhookUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookUrl(***)")
+    }
 }
 
 impl Settings {
@@ -31,6 +75,24 @@ impl Settings {
     pub const FAILED_JOBS_WARN_DEFAULT: u64 = 10;
     pub const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
     pub const STATEMENT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(15);
+    pub const COUNT_RESETS_AS_ATTEMPTS_DEFAULT: bool = true;
+    pub const ATTEMPTS_COLUMN_DEFAULT: &'static str = "attemtps";
+    pub const LIVE_WORKER_GRACE_DEFAULT: Duration = Duration::ZERO;
+    pub const STUCK_OCR_AFTER_DEFAULT: Duration = Duration::from_secs(10 * 60);
+    pub const LEADER_ELECTION_DEFAULT: LeaderElection = LeaderElection::Session;
+    pub const ALERT_MIN_RESETS_DEFAULT: u64 = 1;
+    pub const ALERT_REPEAT_AFTER_DEFAULT: Duration = Duration::from_secs(5 * 60);
+
+    /// `hostname:pid`, naming this instance in logs and `/status`.
+    pub fn default_instance_id() -> String {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unknown-host".into());
+        format!("{host}:{}", std::process::id())
+    }
 
     /// Longest wait between two tries of a failing check or two restarts of
     /// a failing actor: never below the check interval, never above a minute
@@ -52,6 +114,15 @@ impl Default for Settings {
             failed_jobs_warn: Self::FAILED_JOBS_WARN_DEFAULT,
             connect_timeout: Self::CONNECT_TIMEOUT_DEFAULT,
             statement_timeout: Self::STATEMENT_TIMEOUT_DEFAULT,
+            count_resets_as_attempts: Self::COUNT_RESETS_AS_ATTEMPTS_DEFAULT,
+            attempts_column: Self::ATTEMPTS_COLUMN_DEFAULT.to_string(),
+            live_worker_grace: Self::LIVE_WORKER_GRACE_DEFAULT,
+            stuck_ocr_after: Self::STUCK_OCR_AFTER_DEFAULT,
+            leader_election: Self::LEADER_ELECTION_DEFAULT,
+            instance_id: Self::default_instance_id(),
+            alert_webhook: None,
+            alert_min_resets: Self::ALERT_MIN_RESETS_DEFAULT,
+            alert_repeat_after: Self::ALERT_REPEAT_AFTER_DEFAULT,
         }
     }
 }

@@ -5,9 +5,10 @@
 //! it whether an error is new, `/status` and `/metrics` read it.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::alerts::{Alert, AlertCounters, AlertSink};
 use crate::database::DbError;
 use crate::sql::HealthCounts;
 use crate::ticker::ChildKind;
@@ -83,6 +84,15 @@ pub struct ProjectState {
     pub jobs_released: u64,
     /// Anomalies currently active, by their log message.
     pub anomalies: Vec<String>,
+    /// Resets and releases that sent a job to failed (out of attempts).
+    pub jobs_failed: u64,
+    /// OCR jobs put back to status 3 (or failed).
+    pub ocr_jobs_reset: u64,
+    /// This instance's role for the project: `acting` or `standby`
+    /// (`None` before the first election).
+    pub role: Option<String>,
+    /// The instance (`hostname:pid`) acting for the project, when known.
+    pub acting_instance: Option<String>,
 }
 
 /// What a failed run means for the logs.
@@ -98,6 +108,8 @@ pub enum FailureNews {
 #[derive(Debug, Clone, Default)]
 pub struct MonitorState {
     inner: Arc<Mutex<BTreeMap<String, ProjectState>>>,
+    /// Where alerts go, once set up (none without a webhook).
+    alerts: Arc<OnceLock<AlertSink>>,
 }
 
 impl MonitorState {
@@ -108,6 +120,31 @@ impl MonitorState {
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, ProjectState>> {
         // A panic while holding the lock leaves plain data behind: keep going.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends alerts to `sink` from now on (once; later calls are ignored).
+    pub fn set_alerts(&self, sink: AlertSink) {
+        let _ = self.alerts.set(sink);
+    }
+
+    /// Hands `alert` to the webhook sender, unless there is none or this
+    /// instance stands by for the project (the acting one alerts). Never waits.
+    pub fn alert(&self, alert: Alert) {
+        let Some(sink) = self.alerts.get() else {
+            return;
+        };
+        let standby = self
+            .lock()
+            .get(&alert.environment)
+            .is_some_and(|p| p.role.as_deref() == Some("standby"));
+        if !standby {
+            sink.send(alert);
+        }
+    }
+
+    /// The alert counters (sent, failed, dropped, suppressed), if alerting.
+    pub fn alert_counters(&self) -> Option<Arc<AlertCounters>> {
+        self.alerts.get().map(|s| s.counters.clone())
     }
 
     /// Adds a project (idempotent).

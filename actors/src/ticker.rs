@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
 
+use crate::alerts::Alert;
 use crate::database::{Database, DbError};
 use crate::settings::Settings;
 use crate::state::{FailureNews, MonitorState};
@@ -20,13 +21,16 @@ use crate::supervision::{ExitNotice, Stop};
 /// The children of an [`Environment`](crate::Environment), one per check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ChildKind {
+    /// First, so the others know at once whether this instance acts.
+    LeaderElection,
     StuckJobResetter,
     WorkerReaper,
     HealthReporter,
 }
 
 impl ChildKind {
-    pub const ALL: [ChildKind; 3] = [
+    pub const ALL: [ChildKind; 4] = [
+        ChildKind::LeaderElection,
         ChildKind::StuckJobResetter,
         ChildKind::WorkerReaper,
         ChildKind::HealthReporter,
@@ -35,6 +39,7 @@ impl ChildKind {
     /// The name used in logs, metrics and `/status`.
     pub fn name(self) -> &'static str {
         match self {
+            ChildKind::LeaderElection => "LeaderElection",
             ChildKind::StuckJobResetter => "StuckJobResetter",
             ChildKind::WorkerReaper => "WorkerReaper",
             ChildKind::HealthReporter => "HealthReporter",
@@ -137,6 +142,14 @@ impl<C: Check> Ticker<C> {
                 if self.state.run_succeeded(&self.project, check, took) {
                     log::info!(environment = self.project.as_str(), check = check;
                         "✅ Environment healthy again: checks succeed");
+                    self.state.alert(Alert::new(
+                        &self.project,
+                        "recovered",
+                        format!(
+                            "[{}] ✅ Environment healthy again: checks succeed",
+                            self.project
+                        ),
+                    ));
                 }
                 let cx = RunContext {
                     project: &self.project,
@@ -150,10 +163,26 @@ impl<C: Check> Ticker<C> {
                 let retry = self.next_delay(took);
                 let text = error.to_string();
                 match self.state.run_failed(&self.project, check, took, &error) {
-                    FailureNews::New => log::error!(
-                        environment = self.project.as_str(), check = check,
-                        kind = error.kind(), retryInMs = retry.as_millis() as u64;
-                        "❌ Error in {check}: {text}"),
+                    FailureNews::New => {
+                        log::error!(
+                            environment = self.project.as_str(), check = check,
+                            kind = error.kind(), retryInMs = retry.as_millis() as u64;
+                            "❌ Error in {check}: {text}");
+                        let kind = if error.is_connection() {
+                            "unreachable"
+                        } else {
+                            "failing"
+                        };
+                        self.state.alert(
+                            Alert::new(
+                                &self.project,
+                                kind,
+                                format!("[{}] ❌ Error in {check}: {text}", self.project),
+                            )
+                            .field("check", check)
+                            .field("error", error.kind()),
+                        );
+                    }
                     FailureNews::Repeated => log::debug!(
                         environment = self.project.as_str(), check = check,
                         kind = error.kind(), failures = self.failures;

@@ -4,7 +4,9 @@
 //! whose heartbeat is older than the dead threshold go `offline` and their
 //! processing jobs go back to the queue. Workers heartbeat in one project but
 //! take jobs from all of them, so each death is sent up ([`WorkersDied`]) and
-//! every other project frees that worker's jobs on its next run.
+//! every other project frees that worker's jobs on its next run. Each
+//! release counts as an attempt of the job, as for stuck jobs. A standby
+//! instance does nothing.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -12,10 +14,13 @@ use std::sync::{Arc, Mutex};
 use actix::{Message, WeakRecipient};
 use futures_util::future::LocalBoxFuture;
 
+use crate::alerts::Alert;
 use crate::database::{Database, DbError};
+use crate::features::Features;
+use crate::leader::{Role, SharedRole};
 use crate::settings::Settings;
 use crate::sql::{self, ForeignDeath, Reaped};
-use crate::stuck_job_resetter::summarize;
+use crate::stuck_job_resetter::{alert_batch, summarize};
 use crate::ticker::{Check, ChildKind, RunContext};
 
 /// Workers found dead in project `from`, for the other projects.
@@ -34,11 +39,27 @@ pub type ForeignDeaths = Arc<Mutex<BTreeSet<ForeignDeath>>>;
 pub struct WorkerReaper {
     foreign: ForeignDeaths,
     news: WeakRecipient<WorkersDied>,
+    /// Whether releases count as attempts here (`None`: never).
+    features: Option<Features>,
+    role: SharedRole,
 }
 
 impl WorkerReaper {
     pub fn new(foreign: ForeignDeaths, news: WeakRecipient<WorkersDied>) -> Self {
-        WorkerReaper { foreign, news }
+        WorkerReaper {
+            foreign,
+            news,
+            features: None,
+            role: Role::alone(),
+        }
+    }
+
+    /// Counts releases as the project's schema allows, and acts only
+    /// while this instance acts for the project.
+    pub fn with(mut self, features: Features, role: SharedRole) -> Self {
+        self.features = Some(features);
+        self.role = role;
+        self
     }
 }
 
@@ -51,8 +72,8 @@ impl Check for WorkerReaper {
         db: &Database,
         settings: &Settings,
     ) -> LocalBoxFuture<'static, Result<Self::Outcome, DbError>> {
-        let db = db.clone();
-        let dead_after = settings.dead_worker_after;
+        let (db, settings, role) = (db.clone(), settings.clone(), self.role.clone());
+        let features = self.features.clone();
         let foreign: Vec<ForeignDeath> = self
             .foreign
             .lock()
@@ -61,8 +82,26 @@ impl Check for WorkerReaper {
             .cloned()
             .collect();
         Box::pin(async move {
-            let reaped = sql::reap_dead_workers(&db, dead_after, &foreign).await?;
-            Ok((reaped, foreign))
+            role.settled(settings.connect_timeout + settings.statement_timeout)
+                .await;
+            if !role.acting() {
+                return Ok((Reaped::default(), Vec::new()));
+            }
+            let attempts = match &features {
+                Some(f) => f.get(&db, &settings).await?.attempts,
+                None => None,
+            };
+            let result = sql::reap_dead_workers_counting(
+                &db,
+                settings.dead_worker_after,
+                &foreign,
+                attempts.as_ref(),
+            )
+            .await;
+            if let (Err(DbError::Schema(_)), Some(f)) = (&result, &features) {
+                f.forget();
+            }
+            Ok((result?, foreign))
         })
     }
 
@@ -76,9 +115,11 @@ impl Check for WorkerReaper {
         if reaped.dead.is_empty() && reaped.released.is_empty() {
             return;
         }
+        let failed = reaped.released.iter().filter(|j| j.failed).count() as u64;
         cx.state.update(cx.project, |p| {
             p.workers_reaped += reaped.dead.len() as u64;
-            p.jobs_released += reaped.released.len() as u64;
+            p.jobs_released += reaped.released.len() as u64 - failed;
+            p.jobs_failed += failed;
         });
         let (local, elsewhere): (Vec<_>, Vec<_>) = reaped
             .released
@@ -93,6 +134,20 @@ impl Check for WorkerReaper {
                 releasedJobs:serde = summarize(&local);
                 "💀 Cleaned up dead workers"
             );
+            if reaped.dead.len() as u64 >= cx.settings.alert_min_resets {
+                let text = format!(
+                    "[{}] 💀 Cleaned up dead workers: {}",
+                    cx.project,
+                    reaped.dead.join(", ")
+                );
+                let jobs = serde_json::to_value(summarize(&local)).unwrap_or_default();
+                cx.state.alert(
+                    Alert::new(cx.project, "workers_reaped", text)
+                        .field("count", reaped.dead.len())
+                        .field("workers", reaped.dead.clone())
+                        .field("releasedJobs", jobs),
+                );
+            }
             if let Some(news) = self.news.upgrade() {
                 let deaths = reaped
                     .dead
@@ -119,6 +174,12 @@ impl Check for WorkerReaper {
                 workers:serde = workers,
                 jobs:serde = summarize(&elsewhere);
                 "💀 Released jobs of workers found dead in another environment"
+            );
+            alert_batch(
+                cx,
+                "jobs_released",
+                "💀 Released jobs of workers found dead in another environment",
+                &elsewhere,
             );
         }
     }

@@ -44,6 +44,7 @@ pub fn demo_settings() -> Settings {
         failed_jobs_warn: 10,
         connect_timeout: Duration::from_secs(5),
         statement_timeout: Duration::from_secs(5),
+        ..Settings::default()
     }
 }
 
