@@ -23,7 +23,7 @@ use crate::sql::ForeignDeath;
 use crate::state::MonitorState;
 use crate::stuck_job_resetter::StuckJobResetter;
 use crate::supervision::{ExitNotice, Exited, RestartBackoff, Stop};
-use crate::ticker::{ChildKind, Fault, InjectChildFault, Ticker};
+use crate::ticker::{Check, ChildKind, Fault, InjectChildFault, Ticker};
 use crate::worker_reaper::{ForeignDeaths, WorkerReaper, WorkersDied};
 
 /// Supabase's transaction-mode pooler (Supavisor) listens here; a session
@@ -147,54 +147,42 @@ impl Environment {
 
     fn start_child(&mut self, kind: ChildKind, first_delay: Duration, ctx: &mut Context<Self>) {
         let exit = ExitNotice::new(ctx.address().downgrade().recipient(), kind);
-        let name = self.project.name.clone();
-        let (db, settings, state) = (self.db.clone(), self.settings.clone(), self.state.clone());
+        let role = self.role.clone();
         let addr = match kind {
-            ChildKind::LeaderElection => ChildAddr::Election(
-                Ticker::new(
-                    LeaderElection::new(self.role.clone()),
-                    name,
-                    db,
-                    settings,
-                    state,
-                    first_delay,
-                    exit,
-                )
-                .start(),
-            ),
-            ChildKind::StuckJobResetter => ChildAddr::Resetter(
-                Ticker::new(
-                    StuckJobResetter::new(self.features.clone(), self.role.clone()),
-                    name,
-                    db,
-                    settings,
-                    state,
-                    first_delay,
-                    exit,
-                )
-                .start(),
-            ),
-            ChildKind::WorkerReaper => {
-                let check = WorkerReaper::new(self.foreign.clone(), self.deaths.clone())
-                    .with(self.features.clone(), self.role.clone());
-                ChildAddr::Reaper(
-                    Ticker::new(check, name, db, settings, state, first_delay, exit).start(),
-                )
+            ChildKind::LeaderElection => {
+                ChildAddr::Election(self.spawn(LeaderElection::new(role), first_delay, exit))
             }
-            ChildKind::HealthReporter => ChildAddr::Reporter(
-                Ticker::new(
-                    HealthReporter::new(self.role.clone()),
-                    name,
-                    db,
-                    settings,
-                    state,
+            ChildKind::StuckJobResetter => ChildAddr::Resetter(self.spawn(
+                StuckJobResetter::new(self.features.clone(), role),
+                first_delay,
+                exit,
+            )),
+            ChildKind::WorkerReaper => ChildAddr::Reaper(
+                self.spawn(
+                    WorkerReaper::new(self.foreign.clone(), self.deaths.clone())
+                        .with(self.features.clone(), role),
                     first_delay,
                     exit,
-                )
-                .start(),
+                ),
             ),
+            ChildKind::HealthReporter => {
+                ChildAddr::Reporter(self.spawn(HealthReporter::new(role), first_delay, exit))
+            }
         };
         self.children.insert(kind, addr);
+    }
+
+    /// Starts `check` in its own [`Ticker`], with this project's pool,
+    /// settings and state.
+    fn spawn<C: Check>(
+        &self,
+        check: C,
+        first_delay: Duration,
+        exit: ExitNotice<ChildKind>,
+    ) -> Addr<Ticker<C>> {
+        let name = self.project.name.clone();
+        let (db, settings, state) = (self.db.clone(), self.settings.clone(), self.state.clone());
+        Ticker::new(check, name, db, settings, state, first_delay, exit).start()
     }
 }
 
