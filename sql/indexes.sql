@@ -27,3 +27,10 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS extraction_queue_open_status_idx
 CREATE INDEX CONCURRENTLY IF NOT EXISTS extraction_queue_stuck_idx
     ON extraction_queue ((coalesce(processing_started_at, updated_at)))
     WHERE status_id = 2;
+
+-- Used by StuckJobResetter's OCR rule: stuck OCR jobs (status 6) are a
+-- range of this index, read in the same scan as the stuck jobs above.
+-- Only where the OCR columns exist (the rule is off elsewhere).
+CREATE INDEX CONCURRENTLY IF NOT EXISTS extraction_queue_ocr_stuck_idx
+    ON extraction_queue ((coalesce(ocr_started_at, updated_at)))
+    WHERE status_id = 6;

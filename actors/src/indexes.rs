@@ -63,7 +63,7 @@ mod tests {
     #[test]
     fn reads_names_purposes_and_statements() {
         let all = recommended();
-        assert_eq!(all.len(), 3);
+        assert_eq!(all.len(), 4);
         assert_eq!(all[0].name, "extraction_queue_processing_idx");
         assert!(all[0].purpose.contains("WorkerReaper"));
         assert!(all[2].purpose.contains("StuckJobResetter"));

@@ -86,6 +86,10 @@ const RELEASED_JOB_JSON: &str = "json_build_object('id', id, 'worker', worker, \
 const STUCK_SECONDS: &str =
     "floor(extract(epoch FROM now() - coalesce(processing_started_at, updated_at)))::bigint";
 
+/// The same for an OCR job, judged by `ocr_started_at`.
+const OCR_STUCK_SECONDS: &str =
+    "floor(extract(epoch FROM now() - coalesce(ocr_started_at, updated_at)))::bigint";
+
 /// The one definition of a stuck job, shared by the resetter, its dry run and
 /// `diagnose`: processing (status 2) since before `stuck_after` ago, judged by
 /// `processing_started_at`, or by `updated_at` when that is missing.
@@ -247,12 +251,27 @@ pub fn reset_stuck_sql(rules: &StuckRules) -> String {
             ),
         ),
     };
+    // One scan finds both kinds of stuck job (two partial indexes, or one
+    // pass over the table without them); the updates then split them.
+    let mut columns = format!("id, status_id, worker_id, {STUCK_SECONDS} AS seconds");
+    let mut filter = format!("({}{grace})", stuck_condition(rules.stuck_after));
+    if let Some(ocr) = &rules.ocr {
+        columns.push_str(&format!(
+            ", ocr_worker_id, {OCR_STUCK_SECONDS} AS ocr_seconds"
+        ));
+        filter.push_str(&format!(
+            "\n               OR (status_id = 6 AND coalesce(ocr_started_at, updated_at) < now() - {})",
+            interval(ocr.stuck_after)
+        ));
+    }
     let mut sql = format!(
-        "WITH stuck AS (
-            SELECT id, worker_id, {STUCK_SECONDS} AS seconds
+        "WITH candidates AS (
+            SELECT {columns}
             FROM extraction_queue
-            WHERE {condition}{grace}
+            WHERE {filter}
             FOR UPDATE SKIP LOCKED
+        ), stuck AS (
+            SELECT id, worker_id, seconds FROM candidates WHERE status_id = 2
         ), reset AS (
             UPDATE extraction_queue q
             SET {set}, worker_id = NULL, processing_started_at = NULL, updated_at = now()
@@ -260,7 +279,6 @@ pub fn reset_stuck_sql(rules: &StuckRules) -> String {
             WHERE q.id = stuck.id
             RETURNING q.id, stuck.worker_id AS worker, q.document_source, q.document_number, stuck.seconds{returning}
         )",
-        condition = stuck_condition(rules.stuck_after),
     );
     let jobs_json = released_json(rules.attempts.is_some());
     let ocr_part = match &rules.ocr {
@@ -282,20 +300,14 @@ pub fn reset_stuck_sql(rules: &StuckRules) -> String {
             };
             sql.push_str(&format!(
                 ", ocr_stuck AS (
-            SELECT id, ocr_worker_id,
-                   floor(extract(epoch FROM now() - coalesce(ocr_started_at, updated_at)))::bigint AS seconds
-            FROM extraction_queue
-            WHERE status_id = 6
-              AND coalesce(ocr_started_at, updated_at) < now() - {threshold}
-            FOR UPDATE SKIP LOCKED
+            SELECT id, ocr_worker_id, ocr_seconds AS seconds FROM candidates WHERE status_id = 6
         ), ocr_reset AS (
             UPDATE extraction_queue q
             SET {set}, ocr_worker_id = NULL, ocr_started_at = NULL, updated_at = now()
             FROM ocr_stuck
             WHERE q.id = ocr_stuck.id
             RETURNING q.id, ocr_stuck.ocr_worker_id AS worker, q.document_source, q.document_number, ocr_stuck.seconds{returning}
-        )",
-                threshold = interval(ocr.stuck_after),
+        )"
             ));
             format!(
                 "(SELECT coalesce(json_agg({} ORDER BY seconds DESC, id), '[]') FROM ocr_reset)",
