@@ -182,6 +182,30 @@ pub struct StuckResets {
     pub ocr: Vec<ReleasedJob>,
 }
 
+/// The `SET` clauses and extra `RETURNING` columns of a job put back to
+/// status `back_to` with `message` in `message_col`: plain, or with the
+/// attempt counted (and given up on at its limit) when `attempts` is given.
+fn put_back(
+    attempts: Option<&AttemptColumns>,
+    back_to: u8,
+    message_col: &str,
+    message: &str,
+) -> (String, String) {
+    match attempts {
+        None => (
+            format!("status_id = {back_to}, {message_col} = {message}"),
+            String::new(),
+        ),
+        Some(cols) => (
+            counted_set(cols, back_to, message_col, message),
+            format!(
+                ", q.status_id = 4 AS failed, q.{} AS attempts",
+                cols.attempts
+            ),
+        ),
+    }
+}
+
 /// SQL for the new `status_id`, attempts and message of a job being given
 /// up on or put back: `(set clauses, failed condition)` for the `q` alias,
 /// where `n` is the attempt count after this one.
@@ -238,19 +262,7 @@ pub fn reset_stuck_sql(rules: &StuckRules) -> String {
         ),
     };
     let message = literal(STUCK_RESET_MESSAGE);
-    let (set, returning) = match &rules.attempts {
-        None => (
-            format!("status_id = 1, error_message = {message}"),
-            String::new(),
-        ),
-        Some(cols) => (
-            counted_set(cols, 1, "error_message", &message),
-            format!(
-                ", q.status_id = 4 AS failed, q.{} AS attempts",
-                cols.attempts
-            ),
-        ),
-    };
+    let (set, returning) = put_back(rules.attempts.as_ref(), 1, "error_message", &message);
     // One scan finds both kinds of stuck job (two partial indexes, or one
     // pass over the table without them); the updates then split them.
     let mut columns = format!("id, status_id, worker_id, {STUCK_SECONDS} AS seconds");
@@ -285,19 +297,7 @@ pub fn reset_stuck_sql(rules: &StuckRules) -> String {
         None => "'[]'::json".to_string(),
         Some(ocr) => {
             let message = literal(OCR_RESET_MESSAGE);
-            let (set, returning) = match &ocr.attempts {
-                None => (
-                    format!("status_id = 3, ocr_error = {message}"),
-                    String::new(),
-                ),
-                Some(cols) => (
-                    counted_set(cols, 3, "ocr_error", &message),
-                    format!(
-                        ", q.status_id = 4 AS failed, q.{} AS attempts",
-                        cols.attempts
-                    ),
-                ),
-            };
+            let (set, returning) = put_back(ocr.attempts.as_ref(), 3, "ocr_error", &message);
             sql.push_str(&format!(
                 ", ocr_stuck AS (
             SELECT id, ocr_worker_id, ocr_seconds AS seconds FROM candidates WHERE status_id = 6
@@ -434,19 +434,7 @@ pub fn reap_dead_workers_sql(
         format!("VALUES {}", rows.join(", "))
     };
     let message = "'Released by health monitor - worker ' || held.worker_id || ' is dead'";
-    let (set, returning) = match attempts {
-        None => (
-            format!("status_id = 1, error_message = {message}"),
-            String::new(),
-        ),
-        Some(cols) => (
-            counted_set(cols, 1, "error_message", message),
-            format!(
-                ", q.status_id = 4 AS failed, q.{} AS attempts",
-                cols.attempts
-            ),
-        ),
-    };
+    let (set, returning) = put_back(attempts, 1, "error_message", message);
     let released_json = released_json(attempts.is_some());
     format!(
         "WITH dead AS (
