@@ -183,12 +183,15 @@ async fn demo(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     let stop_workers = CancellationToken::new();
+    // Named apart from the monitor's sessions in pg_stat_activity.
+    let mut worker_project = project.clone();
+    worker_project.pg.application_name("registre-demo-worker");
     let mut live: Vec<Arc<Mutex<WorkerStats>>> = Vec::new();
     let mut handles = Vec::new();
     for n in 1..=args.workers {
         let worker = Worker::new(
             Database::new(
-                &project,
+                &worker_project,
                 settings.connect_timeout,
                 settings.statement_timeout,
             ),
