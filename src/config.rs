@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use log::LevelFilter;
+use registre_actors::identifier::{self, Identifier};
 use registre_actors::settings::{LeaderElection, WebhookUrl};
 use registre_actors::{Project, Settings};
 
@@ -155,30 +156,23 @@ fn bool_setting(var: &str, value: &Option<String>, default: bool) -> Result<bool
     }
 }
 
-/// A column name written into statements as is: a plain lower-case SQL
-/// identifier only, so nothing can be injected and no quoting is needed.
+/// A column name: checked here once, written into statements quoted.
 fn identifier_setting(
     var: &str,
     value: &Option<String>,
-    default: &str,
-) -> Result<String, ConfigError> {
-    let Some(text) = value else {
-        return Ok(default.to_string());
-    };
-    let t = text.trim();
-    let plain = t.len() <= 63
-        && t.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && t.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if !plain {
-        return Err(bad(
-            var,
-            text,
-            "is not a plain column name",
-            "lower-case letters, digits and underscores, starting with a letter or underscore (as attemtps)",
-        ));
+    default: Identifier,
+) -> Result<Identifier, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(text) => Identifier::new(text).map_err(|_| {
+            bad(
+                var,
+                text,
+                "is not a plain column name",
+                identifier::EXPECTED,
+            )
+        }),
     }
-    Ok(t.to_string())
 }
 
 /// `MONITOR_LIVE_WORKER_GRACE`: a duration, or zero (`0`, `0s`) for none.
@@ -270,7 +264,7 @@ fn settings(args: &SettingsArgs) -> Result<Settings, ConfigError> {
         attempts_column: identifier_setting(
             "MONITOR_ATTEMPTS_COLUMN",
             &args.attempts_column,
-            &d.attempts_column,
+            d.attempts_column.clone(),
         )?,
         live_worker_grace: grace_setting(&args.live_worker_grace)?,
         stuck_ocr_after: duration_setting(

@@ -292,7 +292,7 @@ fn monitor_side() -> Side {
             columns: sql::OPTIONAL_COLUMNS
                 .iter()
                 .map(|c| c.to_string())
-                .chain([settings.attempts_column.clone()])
+                .chain([settings.attempts_column.as_str().to_string()])
                 .collect(),
         },
         &settings,

@@ -173,10 +173,7 @@ impl Check for LeaderElection {
                  acting without it (use the direct connection, port 5432, or MONITOR_LEADER_ELECTION=off)");
             return;
         }
-        let holder = found
-            .holder
-            .as_deref()
-            .map(|h| h.trim_start_matches("registre-monitor ").to_string());
+        let holder = found.holder_instance();
         if found.acting {
             self.role.pid.store(found.pid, Ordering::SeqCst);
             if before != ACTING {

@@ -21,6 +21,7 @@ pub mod database;
 pub mod environment;
 pub mod features;
 pub mod health_reporter;
+pub mod identifier;
 pub mod indexes;
 pub mod leader;
 pub mod project;

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use crate::identifier::Identifier;
+use crate::sql::PROCESSING;
+
 /// Thresholds and intervals shared by every project.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -25,9 +28,8 @@ pub struct Settings {
     /// job (poison jobs end failed instead of looping forever). `false` is the
     /// first system's behaviour.
     pub count_resets_as_attempts: bool,
-    /// The job's attempts column (`attemtps` in production, sic); a plain
-    /// identifier, checked by whoever built the settings.
-    pub attempts_column: String,
+    /// The job's attempts column (`attemtps` in production, sic).
+    pub attempts_column: Identifier,
     /// Extra time for a processing job whose worker is alive and reports it
     /// as its `current_job_id` (0: none, the seed's statement).
     pub live_worker_grace: Duration,
@@ -76,7 +78,7 @@ impl Settings {
     pub const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
     pub const STATEMENT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(15);
     pub const COUNT_RESETS_AS_ATTEMPTS_DEFAULT: bool = true;
-    pub const ATTEMPTS_COLUMN_DEFAULT: &'static str = "attemtps";
+    pub const ATTEMPTS_COLUMN_DEFAULT: Identifier = Identifier::from_static(PROCESSING.attempts);
     pub const LIVE_WORKER_GRACE_DEFAULT: Duration = Duration::ZERO;
     pub const STUCK_OCR_AFTER_DEFAULT: Duration = Duration::from_secs(10 * 60);
     pub const LEADER_ELECTION_DEFAULT: LeaderElection = LeaderElection::Session;
@@ -115,7 +117,7 @@ impl Default for Settings {
             connect_timeout: Self::CONNECT_TIMEOUT_DEFAULT,
             statement_timeout: Self::STATEMENT_TIMEOUT_DEFAULT,
             count_resets_as_attempts: Self::COUNT_RESETS_AS_ATTEMPTS_DEFAULT,
-            attempts_column: Self::ATTEMPTS_COLUMN_DEFAULT.to_string(),
+            attempts_column: Self::ATTEMPTS_COLUMN_DEFAULT,
             live_worker_grace: Self::LIVE_WORKER_GRACE_DEFAULT,
             stuck_ocr_after: Self::STUCK_OCR_AFTER_DEFAULT,
             leader_election: Self::LEADER_ELECTION_DEFAULT,

@@ -91,7 +91,7 @@ impl Check for WorkerReaper {
                 Some(f) => f.get(&db, &settings).await?.attempts,
                 None => None,
             };
-            let result = sql::reap_dead_workers_counting(
+            let result = sql::reap_dead_workers(
                 &db,
                 settings.dead_worker_after,
                 &foreign,

@@ -9,11 +9,13 @@
 //! the worst recovery took (a worker's crash or hang to its job back in the
 //! queue). The scratch database is dropped at the end, Ctrl-C included.
 //!
-//! Parts: [`worker`] (the simulated worker), `scratch` (the database's life),
-//! [`progress`] (the live line, the summary and the recovery times).
+//! Parts: [`worker`] (the simulated worker), [`sql`] (the statements the
+//! monitor never sends), `scratch` (the database's life), [`progress`] (the
+//! live line, the summary and the recovery times).
 
 pub mod progress;
 mod scratch;
+pub mod sql;
 pub mod worker;
 
 use std::io::IsTerminal;
@@ -22,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use registre_actors::{Database, MonitorState, Project, Settings, Supervisor, sql};
+use registre_actors::{Database, MonitorState, Project, Settings, Supervisor};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::DemoArgs;
@@ -116,7 +118,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         };
         println!(
             "Scratch database {} on {} ({} workers, {} jobs; stuck after {}, dead after {}, checks every {})",
-            scratch.name,
+            scratch.name.as_str(),
             server.redacted_url,
             args.workers,
             args.jobs,
@@ -134,8 +136,11 @@ pub fn run(args: DemoArgs) -> ExitCode {
             Ok(summary) => {
                 print!("{}", summary.render());
                 match &dropped {
-                    Ok(()) => println!("Scratch database {} dropped.", scratch.name),
-                    Err(e) => println!("Could not drop the scratch database {}: {e}", scratch.name),
+                    Ok(()) => println!("Scratch database {} dropped.", scratch.name.as_str()),
+                    Err(e) => println!(
+                        "Could not drop the scratch database {}: {e}",
+                        scratch.name.as_str()
+                    ),
                 }
                 if summary.all_finished() && dropped.is_ok() {
                     ExitCode::SUCCESS

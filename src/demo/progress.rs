@@ -8,7 +8,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use registre_actors::sql::QueueProgress;
+use super::sql::QueueProgress;
 use registre_actors::state::ProjectState;
 
 use super::worker::{Fate, Incident, WorkerStats};

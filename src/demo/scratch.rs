@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use registre_actors::{DbError, Project, sql};
+use registre_actors::identifier::Identifier;
+use registre_actors::{DbError, Project};
+
+use super::sql;
 use tokio_postgres::{Client, NoTls};
 
 /// The watched tables, as tests and local runs create them.
@@ -11,7 +14,7 @@ const SCHEMA: &str = include_str!("../../sql/schema.sql");
 
 /// A scratch database and the server connection that will drop it.
 pub struct Scratch {
-    pub name: String,
+    pub name: Identifier,
     server: Project,
     admin: Client,
 }
@@ -37,7 +40,8 @@ impl Scratch {
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        let name = format!("registre_demo_{}_{stamp}", std::process::id());
+        let name = Identifier::new(&format!("registre_demo_{}_{stamp}", std::process::id()))
+            .expect("letters, digits and underscores");
         sql::create_database(&admin, &name).await?;
         let scratch = Scratch {
             name,
@@ -61,8 +65,12 @@ impl Scratch {
         // TLS settings), pointed at the scratch database.
         let mut project = self.server.clone();
         project.name = "demo".into();
-        project.pg.dbname(&self.name);
-        project.redacted_url = format!("{} (database {})", self.server.redacted_url, self.name);
+        project.pg.dbname(self.name.as_str());
+        project.redacted_url = format!(
+            "{} (database {})",
+            self.server.redacted_url,
+            self.name.as_str()
+        );
         project
     }
 

@@ -16,7 +16,9 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use registre_actors::{Database, sql};
+use registre_actors::Database;
+
+use super::sql;
 use tokio_util::sync::CancellationToken;
 
 /// What becomes of a job the worker took.
