@@ -25,7 +25,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use registre_actors::project::redact_url;
 use registre_actors::state::{CheckState, ProjectState};
-use registre_actors::{ChildKind, Fault, InjectFault, Project, Supervisor};
+use registre_actors::{ActorKind, ChildKind, Fault, InjectFault, Project, Supervisor};
 use serde_json::{Value, json};
 
 use crate::liveness::Liveness;
@@ -169,12 +169,12 @@ fn project_json(url: Option<&String>, p: &ProjectState, now: Instant) -> Value {
     let checks: serde_json::Map<String, Value> = ChildKind::ALL
         .iter()
         .filter_map(|k| {
-            let c = p.checks.get(k.name())?;
+            let c = p.check(*k)?;
             Some((k.name().to_string(), check_json(c, now)))
         })
         .collect();
     let last_error = ChildKind::ALL.iter().find_map(|k| {
-        let e = p.checks.get(k.name())?.last_error.as_ref()?;
+        let e = p.check(*k)?.last_error.as_ref()?;
         Some(json!({
             "check": k.name(),
             "kind": e.kind(),
@@ -192,9 +192,9 @@ fn project_json(url: Option<&String>, p: &ProjectState, now: Instant) -> Value {
         "jobsReleased": p.jobs_released,
         "jobsFailed": p.jobs_failed,
         "ocrJobsReset": p.ocr_jobs_reset,
-        "role": p.role,
+        "role": p.role.name(),
         "actingInstance": p.acting_instance,
-        "environmentRestarts": p.checks.get("Environment").map_or(0, |c| c.restarts),
+        "environmentRestarts": p.checks.get(&ActorKind::Environment).map_or(0, |c| c.restarts),
         "lastError": last_error,
         "checks": checks,
     })
@@ -243,7 +243,7 @@ async fn fault(shared: web::Data<Shared>, query: web::Query<FaultQuery>) -> Http
         );
     }
     let q = query.into_inner();
-    let Some(child) = ChildKind::ALL.into_iter().find(|k| k.name() == q.actor) else {
+    let Some(child) = ChildKind::from_name(&q.actor) else {
         return json_response(
             StatusCode::BAD_REQUEST,
             json!({ "error": "actor must be LeaderElection, StuckJobResetter, WorkerReaper or HealthReporter" }),

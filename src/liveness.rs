@@ -17,7 +17,7 @@
 use std::time::{Duration, Instant};
 
 use registre_actors::state::ProjectState;
-use registre_actors::{ChildKind, MonitorState, Settings};
+use registre_actors::{ActorKind, ChildKind, MonitorState, Settings};
 
 /// What the rule needs: the state the checks write, and their settings.
 #[derive(Debug, Clone)]
@@ -67,11 +67,11 @@ impl Liveness {
     }
 
     fn stale(&self, project: &ProjectState, kind: ChildKind, now: Instant) -> Option<String> {
-        let check = project.checks.get(kind.name());
+        let check = project.check(kind);
         let since = check.and_then(|c| c.last_finished).unwrap_or(self.started);
         let environment_restart = project
             .checks
-            .get("Environment")
+            .get(&ActorKind::Environment)
             .and_then(|c| c.last_restart);
         let failing = check
             .is_some_and(|c| c.last_error.is_some() || c.last_restart.is_some_and(|r| r >= since))
@@ -131,11 +131,11 @@ mod tests {
     fn a_failing_check_gets_the_backoff_cap() {
         let l = liveness();
         for kind in ChildKind::ALL {
-            l.state.run_succeeded("dev", kind.name(), Duration::ZERO);
+            l.state.run_succeeded("dev", kind, Duration::ZERO);
         }
         let down = registre_actors::DbError::Unreachable("refused".into());
         l.state
-            .run_failed("dev", "WorkerReaper", Duration::ZERO, &down);
+            .run_failed("dev", ChildKind::WorkerReaper, Duration::ZERO, &down);
         let now = Instant::now();
         let late = now + l.limit() + Duration::from_secs(1);
         let problems = l.check(late).unwrap_err();

@@ -87,7 +87,7 @@ impl Collector for StateCollector {
         let checks = || {
             projects.iter().flat_map(|(env, p)| {
                 ChildKind::ALL.into_iter().map(move |kind| {
-                    let c = p.checks.get(kind.name()).cloned().unwrap_or_default();
+                    let c = p.check(kind).cloned().unwrap_or_default();
                     (vec![("environment", *env), ("check", kind.name())], c)
                 })
             })
@@ -237,10 +237,9 @@ impl Collector for StateCollector {
             "acting",
             "1 while this instance acts for the project, 0 while it stands by",
             MetricType::Gauge,
-            projects.iter().filter_map(|(name, p)| {
-                let acting = p.role.as_deref()? == "acting";
-                Some((env(*name), ConstGauge::new(i64::from(acting))))
-            }),
+            projects
+                .iter()
+                .map(|(name, p)| (env(*name), ConstGauge::new(i64::from(p.role.acts())))),
         )?;
         if let Some(alerts) = self.state.alert_counters() {
             for (metric, help, value) in [
@@ -283,7 +282,7 @@ impl Collector for StateCollector {
             projects.iter().flat_map(|(name, p)| {
                 p.checks.iter().map(move |(actor, c)| {
                     (
-                        vec![("environment", *name), ("actor", *actor)],
+                        vec![("environment", *name), ("actor", actor.name())],
                         ConstCounter::new(c.restarts),
                     )
                 })
@@ -303,7 +302,11 @@ mod tests {
     fn renders_every_family_with_the_prefix() {
         let state = MonitorState::new();
         state.add_project("dev");
-        state.run_succeeded("dev", "StuckJobResetter", Duration::from_millis(20));
+        state.run_succeeded(
+            "dev",
+            registre_actors::ChildKind::StuckJobResetter,
+            Duration::from_millis(20),
+        );
         state.update("dev", |p| p.jobs_reset = 3);
         let text = Metrics::new(state).render();
         for line in [

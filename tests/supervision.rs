@@ -38,11 +38,11 @@ async fn until(
 }
 
 fn runs(p: &ProjectState, kind: ChildKind) -> u64 {
-    p.checks.get(kind.name()).map_or(0, |c| c.runs)
+    p.check(kind).map_or(0, |c| c.runs)
 }
 
 fn restarts(p: &ProjectState, kind: ChildKind) -> u64 {
-    p.checks.get(kind.name()).map_or(0, |c| c.restarts)
+    p.check(kind).map_or(0, |c| c.restarts)
 }
 
 /// A panic in one child restarts that child only, after a backoff, while

@@ -17,14 +17,20 @@
 //! alerts leave through [`alerts`].
 
 pub mod alerts;
+pub mod anomaly;
+pub mod check;
 pub mod database;
 pub mod environment;
+pub mod fault;
 pub mod features;
 pub mod health_reporter;
 pub mod identifier;
 pub mod indexes;
+pub mod kind;
 pub mod leader;
 pub mod project;
+pub mod report;
+pub mod role;
 pub mod schema;
 pub mod settings;
 pub mod sql;
@@ -38,11 +44,13 @@ pub mod worker_reaper;
 
 pub use database::{Database, DbError};
 pub use environment::Environment;
+pub use fault::{Fault, InjectFault};
 pub use health_reporter::HealthReporter;
+pub use kind::{ActorKind, ChildKind};
 pub use project::Project;
+pub use role::Role;
 pub use settings::Settings;
 pub use state::MonitorState;
 pub use stuck_job_resetter::StuckJobResetter;
-pub use supervisor::{InjectFault, Supervisor};
-pub use ticker::{ChildKind, Fault};
+pub use supervisor::Supervisor;
 pub use worker_reaper::WorkerReaper;
