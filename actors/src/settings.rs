@@ -59,13 +59,39 @@ pub enum LeaderElection {
     Off,
 }
 
-/// A webhook URL: a secret (Slack's carry a token), so `Debug` hides it.
+/// A webhook URL, checked: `http` or `https`, a host, no user name or
+/// password. A secret (Slack's carry a token), so `Debug` hides it and
+/// errors about it never repeat it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct WebhookUrl(pub String);
+pub struct WebhookUrl(url::Url);
+
+impl WebhookUrl {
+    pub fn parse(text: &str) -> Result<WebhookUrl, String> {
+        if text.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return Err("has spaces or control characters in it".into());
+        }
+        let url = url::Url::parse(text).map_err(|e| format!("is not a valid URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("does not start with http:// or https://".into());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("has a user name or password in it, which is not supported".into());
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("has no valid host".into());
+        }
+        Ok(WebhookUrl(url))
+    }
+
+    /// The parsed URL (a secret: never log it).
+    pub fn url(&self) -> &url::Url {
+        &self.0
+    }
+}
 
 impl std::fmt::Debug for WebhookUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WebhookUrl(***)")
+        write!(f, "WebhookUrl({}://***)", self.0.scheme())
     }
 }
 
@@ -125,6 +151,41 @@ impl Default for Settings {
             alert_webhook: None,
             alert_min_resets: Self::ALERT_MIN_RESETS_DEFAULT,
             alert_repeat_after: Self::ALERT_REPEAT_AFTER_DEFAULT,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_webhook_urls_and_hides_them() {
+        let e = WebhookUrl::parse("https://hooks.slack.com/services/T0/B0/secret").unwrap();
+        let u = e.url();
+        assert_eq!(u.scheme(), "https");
+        assert_eq!(
+            (u.host_str(), u.port_or_known_default()),
+            (Some("hooks.slack.com"), Some(443))
+        );
+        assert_eq!(u.path(), "/services/T0/B0/secret");
+        assert!(!format!("{e:?}").contains("secret"));
+        let e = WebhookUrl::parse("http://127.0.0.1:9000").unwrap();
+        assert_eq!((e.url().port(), e.url().path()), (Some(9000), "/"));
+        let e = WebhookUrl::parse("http://[::1]:81/a?b=c").unwrap();
+        assert_eq!(
+            (e.url().host_str(), e.url().port()),
+            (Some("[::1]"), Some(81))
+        );
+        for bad in [
+            "ftp://x/y",
+            "https://",
+            "http://u:secret@h/",
+            "http://h:notaport/",
+            "http://h/a secret",
+        ] {
+            let err = WebhookUrl::parse(bad).unwrap_err();
+            assert!(!err.contains("secret"), "{err}");
         }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use registre_monitor::healthcheck;
+use registre_monitor::commands::healthcheck;
 use serde_json::Value;
 
 use super::Monitor;

@@ -2,7 +2,7 @@
 //!
 //! - `READY=1` once the actor tree is started (and the HTTP port bound);
 //! - `WATCHDOG=1` every half watchdog period, but only while every check is
-//!   really ticking (the rule of [`crate::liveness`], the same as
+//!   really ticking (the rule of [`crate::serve::liveness`], the same as
 //!   `/healthz`): a hung actor tree stops the pings and systemd restarts
 //!   the service;
 //! - `STOPPING=1` when shutdown begins.
@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use sd_notify::NotifyState;
 
-use crate::liveness::Liveness;
+use crate::serve::liveness::Liveness;
 
 fn send(states: &[NotifyState<'_>]) {
     if let Err(e) = sd_notify::notify(states) {

@@ -15,9 +15,9 @@ use registre_actors::sql::{self, Diagnosis, ReleasedJob, StatusCount, WorkerRow}
 use registre_actors::{Database, Project, Settings};
 use serde::Serialize;
 
-use crate::cli::DiagnoseArgs;
+use crate::commands::table::{self, Colour, Style, cell};
+use crate::config::cli::DiagnoseArgs;
 use crate::config::{self, Config, ConfigError};
-use crate::table::{self, Colour, Style, cell};
 
 /// A missing index, as reported.
 #[derive(Debug, Clone, Serialize)]
@@ -57,12 +57,12 @@ pub struct Report {
 /// (an unknown name is a configuration error).
 pub fn command(config: Config, args: &DiagnoseArgs) -> Result<ExitCode, ConfigError> {
     let projects = config::select_projects(config.projects, args.env.as_deref())?;
-    Ok(run(projects, config.settings, args.json))
+    Ok(run(projects, &config.settings, args.json))
 }
 
 /// Diagnoses `projects` and prints the result.
-pub fn run(projects: Vec<Project>, settings: Settings, json: bool) -> ExitCode {
-    let report = actix_rt::System::new().block_on(diagnose_all(&projects, &settings));
+pub fn run(projects: Vec<Project>, settings: &Settings, json: bool) -> ExitCode {
+    let report = actix_rt::System::new().block_on(diagnose_all(&projects, settings));
     if json {
         match serde_json::to_string_pretty(&report) {
             Ok(text) => table::print(&format!("{text}\n")),
@@ -147,7 +147,7 @@ fn report(
 }
 
 fn seconds(s: f64) -> String {
-    crate::duration::show(Duration::from_secs_f64(s))
+    crate::config::duration::show(Duration::from_secs_f64(s))
 }
 
 /// The report as tables.

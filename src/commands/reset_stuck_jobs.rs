@@ -11,11 +11,11 @@ use std::time::Duration;
 use registre_actors::sql::{self, ReleasedJob};
 use registre_actors::{Database, DbError, Project, Settings};
 
-use crate::cli::ResetStuckJobsArgs;
+use crate::commands::diagnose::jobs_table;
+use crate::commands::table::Style;
+use crate::config::cli::ResetStuckJobsArgs;
+use crate::config::duration;
 use crate::config::{self, Config, ConfigError};
-use crate::diagnose::jobs_table;
-use crate::duration;
-use crate::table::Style;
 
 /// `reset-stuck-jobs` as the command line asks: the projects selected by
 /// `--env`, `--older-than` or `MONITOR_STUCK_JOB_AFTER` (a bad value or an
@@ -31,13 +31,13 @@ pub fn command(config: Config, args: &ResetStuckJobsArgs) -> Result<ExitCode, Co
         })?,
     };
     let projects = config::select_projects(config.projects, args.env.as_deref())?;
-    Ok(run(projects, config.settings, older_than, args.dry_run))
+    Ok(run(projects, &config.settings, older_than, args.dry_run))
 }
 
 /// Resets (or lists, with `dry_run`) each project's stuck jobs and prints them.
 pub fn run(
     projects: Vec<Project>,
-    settings: Settings,
+    settings: &Settings,
     older_than: Duration,
     dry_run: bool,
 ) -> ExitCode {
@@ -58,7 +58,7 @@ pub fn run(
                 sql::reset_stuck_jobs(&db, older_than).await
             };
             all_ok &= result.is_ok();
-            crate::table::print(&describe(project, older_than, dry_run, result, style));
+            crate::commands::table::print(&describe(project, older_than, dry_run, result, style));
         }
     });
     if all_ok {

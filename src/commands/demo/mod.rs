@@ -27,8 +27,8 @@ use actix::prelude::*;
 use registre_actors::{Database, MonitorState, Project, Settings, Supervisor};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::DemoArgs;
-use crate::duration;
+use crate::config::cli::DemoArgs;
+use crate::config::duration;
 use progress::{Progress, Summary};
 use scratch::Scratch;
 use worker::{Fate, Worker, WorkerConfig, WorkerStats};
@@ -100,7 +100,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         let interrupt = CancellationToken::new();
         let on_signal = interrupt.clone();
         actix_rt::spawn(async move {
-            crate::run::shutdown_signal().await;
+            crate::serve::shutdown_signal().await;
             on_signal.cancel();
         });
         let scratch = match Scratch::create(&server, settings.connect_timeout).await {

@@ -29,7 +29,7 @@ pub fn run(config: Config) -> ExitCode {
     for (project, result) in config.projects.iter().zip(results) {
         let (ok, line) = verdict(project, result);
         all_ok &= ok;
-        crate::table::print(&format!("{line}\n"));
+        crate::commands::table::print(&format!("{line}\n"));
     }
     if all_ok {
         ExitCode::SUCCESS

@@ -12,7 +12,7 @@ use super::sql::QueueProgress;
 use registre_actors::state::ProjectState;
 
 use super::worker::{Fate, Incident, WorkerStats};
-use crate::duration;
+use crate::config::duration;
 
 /// Clears the terminal's current line.
 pub const CLEAR_LINE: &str = "\r\x1b[2K";

@@ -16,6 +16,21 @@ pub fn read(path: &Path) -> Result<Option<Vec<(String, String)>>, String> {
     }
 }
 
+/// Copies `.env` (in the working directory) into the environment, never
+/// over a variable already set. Call before any other thread exists.
+pub fn load() -> Result<(), String> {
+    let Some(vars) = read(Path::new(".env"))? else {
+        return Ok(());
+    };
+    for (name, value) in vars {
+        if std::env::var_os(&name).is_none() {
+            // SAFETY: the caller runs this before any other thread exists.
+            unsafe { std::env::set_var(name, value) };
+        }
+    }
+    Ok(())
+}
+
 /// Parses the text of a `.env` file.
 pub fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut vars = Vec::new();

@@ -4,10 +4,10 @@
 //! thread, with actix-web's signal handling off (`run` owns SIGTERM):
 //!
 //! - `GET /healthz`: 200 while the actor tree is alive and every check ticks
-//!   (see [`crate::liveness`]), else 503 with the reasons;
+//!   (see [`crate::serve::liveness`]), else 503 with the reasons;
 //! - `GET /readyz`: 200 once every project has been reached at least once,
 //!   else 503 with the projects not reached;
-//! - `GET /metrics`: Prometheus text ([`crate::metrics`]);
+//! - `GET /metrics`: Prometheus text ([`crate::serve::metrics`]);
 //! - `GET /status`: a JSON snapshot of every project, without secrets;
 //! - `POST /debug/fault?environment=..&actor=..&fault=panic|hang`: a drill
 //!   hook, served only when `MONITOR_ENABLE_FAULT_INJECTION=true`, that
@@ -28,8 +28,8 @@ use registre_actors::state::{CheckState, ProjectState};
 use registre_actors::{ActorKind, ChildKind, Fault, InjectFault, Project, Supervisor};
 use serde_json::{Value, json};
 
-use crate::liveness::Liveness;
-use crate::metrics::{CONTENT_TYPE, Metrics};
+use crate::serve::liveness::Liveness;
+use crate::serve::metrics::{CONTENT_TYPE, Metrics};
 
 /// How long a stopping server waits for requests in flight.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;

@@ -14,6 +14,7 @@
 //!
 //! Before a check's first run, the time since start-up counts instead.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use registre_actors::state::ProjectState;
@@ -23,13 +24,13 @@ use registre_actors::{ActorKind, ChildKind, MonitorState, Settings};
 #[derive(Debug, Clone)]
 pub struct Liveness {
     pub state: MonitorState,
-    pub settings: Settings,
+    pub settings: Arc<Settings>,
     /// When the actor tree was started.
     pub started: Instant,
 }
 
 impl Liveness {
-    pub fn new(state: MonitorState, settings: Settings) -> Self {
+    pub fn new(state: MonitorState, settings: Arc<Settings>) -> Self {
         Liveness {
             state,
             settings,
@@ -110,7 +111,7 @@ mod tests {
         };
         let state = MonitorState::new();
         state.add_project("dev");
-        Liveness::new(state, settings)
+        Liveness::new(state, Arc::new(settings))
     }
 
     #[test]

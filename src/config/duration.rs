@@ -39,6 +39,15 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// Whether `text` is zero in any unit (`0`, `0s`, `0ms`), which [`parse`]
+/// refuses but a setting may mean as "none".
+pub fn is_zero(text: &str) -> bool {
+    let t = text.trim();
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    matches!(unit, "" | "ms" | "s" | "m" | "h") && number.trim().parse::<f64>() == Ok(0.0)
+}
+
 /// Formats a duration the way [`parse`] reads it, for messages.
 pub fn show(d: Duration) -> String {
     let ms = d.as_millis();

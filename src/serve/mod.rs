@@ -1,13 +1,25 @@
-//! `registre-monitor run`: the actor tree until SIGTERM or Ctrl-C, with the
-//! HTTP endpoints and systemd's notify protocol beside it.
+//! `registre-monitor run`: the actor tree until SIGTERM or Ctrl-C, with
+//! what watches it and what it tells beside it.
+//!
+//! Parts: [`http`] (the endpoints), [`metrics`] (Prometheus text),
+//! [`liveness`] (the rule `/healthz` and the systemd watchdog share),
+//! [`notify`] (systemd's notify protocol), [`webhook`] (alerts posted).
+
+pub mod http;
+pub mod liveness;
+pub mod metrics;
+pub mod notify;
+pub mod webhook;
+
+use std::net::TcpListener;
 
 use actix::prelude::*;
-use registre_actors::alerts::{AlertSink, Endpoint};
-use registre_actors::{MonitorState, Supervisor};
+use actix_web::dev::ServerHandle;
+use registre_actors::alerts::AlertSink;
+use registre_actors::{MonitorState, Settings, Supervisor};
 
 use crate::config::Config;
-use crate::liveness::Liveness;
-use crate::{http, notify};
+use liveness::Liveness;
 
 /// Why `run` ended other than by being asked to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,63 +36,25 @@ pub enum RunError {
 /// when the HTTP address cannot be listened on, or when the actor tree's
 /// root has died (each logged at ERROR).
 pub fn run(config: Config) -> Result<(), RunError> {
-    let system = actix_rt::System::new();
-    system.block_on(async move {
+    actix_rt::System::new().block_on(async move {
         for warning in &config.warnings {
             log::warn!("{warning}");
         }
         // Bind before any database is touched: a taken port stops start-up.
-        let listener = match config.http.addr.map(http::bind).transpose() {
-            Ok(listener) => listener,
-            Err(e) => {
-                log::error!("{e}");
-                return Err(RunError::Startup(e));
-            }
-        };
+        let listener = config.http.addr.map(http::bind).transpose().map_err(|e| {
+            log::error!("{e}");
+            RunError::Startup(e)
+        })?;
         let state = MonitorState::new();
-        if let Some(url) = &config.settings.alert_webhook {
-            match Endpoint::parse(&url.0) {
-                Ok(endpoint) => {
-                    state.set_alerts(AlertSink::start(
-                        endpoint,
-                        config.settings.instance_id.clone(),
-                        config.settings.alert_repeat_after,
-                    ));
-                    log::info!(minResets = config.settings.alert_min_resets;
-                        "📮 Alerts go to the configured webhook (URL not shown)");
-                }
-                Err(problem) => log::error!("MONITOR_ALERT_WEBHOOK_URL {problem}: no alerts"),
-            }
-        }
+        start_alerts(&config.settings, &state);
         let liveness = Liveness::new(state.clone(), config.settings.clone());
-        let count = config.projects.len();
         let supervisor =
-            Supervisor::new(config.projects.clone(), config.settings, state).start();
+            Supervisor::new(config.projects.clone(), config.settings.clone(), state).start();
         let server = match listener {
-            Some((listener, addr)) => {
-                let served = http::serve(
-                    listener,
-                    liveness.clone(),
-                    supervisor.clone(),
-                    &config.projects,
-                    config.http.fault_injection,
-                );
-                match served {
-                    Ok(handle) => {
-                        log::info!(addr = addr.to_string().as_str(), faultInjection = config.http.fault_injection;
-                            "🌐 HTTP endpoints listening");
-                        Some(handle)
-                    }
-                    Err(e) => {
-                        let e = format!("HTTP server on {addr} did not start: {e}");
-                        log::error!("{e}");
-                        return Err(RunError::Startup(e));
-                    }
-                }
-            }
+            Some(listener) => Some(serve_http(listener, &liveness, &supervisor, &config)?),
             None => None,
         };
-        notify::ready(count);
+        notify::ready(config.projects.len());
         notify::spawn_watchdog(liveness);
         let outcome = tokio::select! {
             _ = shutdown_signal() => Ok(()),
@@ -97,6 +71,47 @@ pub fn run(config: Config) -> Result<(), RunError> {
         System::current().stop();
         outcome
     })
+}
+
+/// With a webhook, alerts go to a queue its sender empties.
+fn start_alerts(settings: &Settings, state: &MonitorState) {
+    let Some(url) = &settings.alert_webhook else {
+        return;
+    };
+    let (sink, queue) = AlertSink::new(settings.alert_repeat_after);
+    state.set_alerts(sink);
+    webhook::spawn(queue, url.clone(), settings.instance_id.clone());
+    log::info!(minResets = settings.alert_min_resets;
+        "📮 Alerts go to the configured webhook (URL not shown)");
+}
+
+/// Serves the endpoints on the bound `listener`.
+fn serve_http(
+    (listener, addr): (TcpListener, std::net::SocketAddr),
+    liveness: &Liveness,
+    supervisor: &Addr<Supervisor>,
+    config: &Config,
+) -> Result<ServerHandle, RunError> {
+    let faults = config.http.fault_injection;
+    let served = http::serve(
+        listener,
+        liveness.clone(),
+        supervisor.clone(),
+        &config.projects,
+        faults,
+    );
+    match served {
+        Ok(handle) => {
+            log::info!(addr = addr.to_string().as_str(), faultInjection = faults;
+                "🌐 HTTP endpoints listening");
+            Ok(handle)
+        }
+        Err(e) => {
+            let e = format!("HTTP server on {addr} did not start: {e}");
+            log::error!("{e}");
+            Err(RunError::Startup(e))
+        }
+    }
 }
 
 /// Resolves when `supervisor` has stopped: a panic there would otherwise

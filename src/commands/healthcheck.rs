@@ -9,8 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::cli::SettingsArgs;
 use crate::config;
+use crate::config::cli::SettingsArgs;
 
 /// Bound on connecting, and on each read and write.
 pub const TIMEOUT: Duration = Duration::from_secs(3);

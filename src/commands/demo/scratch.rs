@@ -10,7 +10,7 @@ use super::sql;
 use tokio_postgres::{Client, NoTls};
 
 /// The watched tables, as tests and local runs create them.
-const SCHEMA: &str = include_str!("../../sql/schema.sql");
+const SCHEMA: &str = include_str!("../../../sql/schema.sql");
 
 /// A scratch database and the server connection that will drop it.
 pub struct Scratch {
