@@ -1,9 +1,13 @@
 //! The `.env` file: `NAME=value` lines, read before anything else.
 //!
-//! Values never override the real environment (docker's and systemd's
-//! variables win). Blank lines and `#` comments are skipped; `export NAME=`
-//! and quoted values are accepted. Anything else is refused with its line
-//! number, so a typo cannot silently drop a setting.
+//! Read by dotenvy, in its (and docker compose's) format: blank lines and
+//! `#` comments are skipped, `export NAME=` and quoted values are accepted,
+//! and `$NAME` or `${NAME}` in an unquoted or double-quoted value is
+//! replaced by that variable (single quotes keep a value as written, which
+//! a password holding `$` needs). Values never override the real
+//! environment (docker's and systemd's variables win). A line dotenvy
+//! cannot read is refused with its number, so a typo cannot silently drop
+//! a setting; nothing is set then.
 
 use std::path::Path;
 
@@ -14,6 +18,13 @@ pub fn read(path: &Path) -> Result<Option<Vec<(String, String)>>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!("{}: cannot be read: {e}", path.display())),
     }
+}
+
+/// Parses the text of a `.env` file.
+pub fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
+    dotenvy::from_read_iter(text.as_bytes())
+        .map(|item| item.map_err(|e| describe(text, e)))
+        .collect()
 }
 
 /// Copies `.env` (in the working directory) into the environment, never
@@ -31,48 +42,18 @@ pub fn load() -> Result<(), String> {
     Ok(())
 }
 
-/// Parses the text of a `.env` file.
-pub fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
-    let mut vars = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
+/// dotenvy's error, with the line's number (dotenvy gives its text, which
+/// may hold a password: it is not repeated).
+fn describe(text: &str, error: dotenvy::Error) -> String {
+    match error {
+        dotenvy::Error::LineParse(line, _) => {
+            let number = text
+                .find(line.as_str())
+                .map_or(0, |at| text[..at].matches('\n').count() + 1);
+            format!(".env line {number} cannot be read; expected NAME=value")
         }
-        let at = |what: &str| format!(".env line {}: {what}; expected NAME=value", i + 1);
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((name, value)) = line.split_once('=') else {
-            return Err(at("has no '='"));
-        };
-        let name = name.trim();
-        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
-            return Err(at(&format!("{name:?} is not a variable name")));
-        }
-        let value = unquote(value.trim())
-            .ok_or_else(|| at(&format!("the value of {name} has an unclosed quote")))?;
-        vars.push((name.to_string(), value));
+        other => format!(".env: {other}; expected NAME=value lines"),
     }
-    Ok(vars)
-}
-
-/// Strips matching quotes; `None` when a quote is left open.
-fn unquote(value: &str) -> Option<String> {
-    for q in ['"', '\''] {
-        if let Some(rest) = value.strip_prefix(q) {
-            return rest.strip_suffix(q).map(str::to_string);
-        }
-    }
-    // An unquoted value ends at a ` #` comment.
-    Some(
-        value
-            .split(" #")
-            .next()
-            .unwrap_or("")
-            .trim_end()
-            .to_string(),
-    )
 }
 
 #[cfg(test)]
@@ -99,5 +80,11 @@ mod tests {
         assert!(parse("A=1\nnonsense\n").unwrap_err().contains("line 2"));
         assert!(parse("1A=1").is_err());
         assert!(parse("A=\"open").is_err());
+    }
+
+    #[test]
+    fn single_quotes_keep_a_dollar() {
+        let vars = parse("P='pa$word'\n").unwrap();
+        assert_eq!(vars, [("P".to_string(), "pa$word".to_string())]);
     }
 }
