@@ -1,4 +1,5 @@
-//! Output for people: aligned columns, and colour only on a terminal.
+//! Output for people: aligned columns (tabled), and colour only on a
+//! terminal.
 //!
 //! Used by the operator commands (`diagnose`, `reset-stuck-jobs`). Colour is
 //! decided once per command from stdout (`std::io::IsTerminal`) and
@@ -62,40 +63,24 @@ pub fn cell(text: impl Into<String>) -> Cell {
     (text.into(), None)
 }
 
-/// Rows under a header, each column as wide as its widest cell, indented by
-/// `indent`; every line ends with a newline.
+/// Rows under a header, each column as wide as its widest cell (colour
+/// codes do not count), two spaces apart, indented by `indent`; every line
+/// ends with a newline and no trailing space.
 pub fn render(style: Style, indent: &str, header: &[&str], rows: &[Vec<Cell>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let mut table = tabled::builder::Builder::default();
+    table.push_record(header.iter().map(|h| style.paint(h, Some(Colour::Bold))));
     for row in rows {
-        for (i, (text, _)) in row.iter().enumerate() {
-            if i < widths.len() {
-                widths[i] = widths[i].max(text.chars().count());
-            }
-        }
+        table.push_record(row.iter().map(|(text, colour)| style.paint(text, *colour)));
     }
-    let line = |cells: Vec<Cell>| {
-        let last = cells.len().saturating_sub(1);
-        let mut out = indent.to_string();
-        for (i, (text, colour)) in cells.into_iter().enumerate() {
-            out.push_str(&style.paint(&text, colour));
-            if i < last {
-                let pad = widths[i].saturating_sub(text.chars().count()) + 2;
-                out.push_str(&" ".repeat(pad));
-            }
-        }
-        out.push('\n');
-        out
-    };
-    let mut out = line(
-        header
-            .iter()
-            .map(|h| (h.to_string(), Some(Colour::Bold)))
-            .collect(),
-    );
-    for row in rows {
-        out.push_str(&line(row.clone()));
-    }
-    out
+    let table = table
+        .build()
+        .with(tabled::settings::Style::empty())
+        .with(tabled::settings::Padding::new(0, 2, 0, 0))
+        .to_string();
+    table
+        .lines()
+        .map(|line| format!("{indent}{}\n", line.trim_end()))
+        .collect()
 }
 
 /// Whole seconds as people read them: `45s`, `3m 20s`, `2h 05m`, `3d 4h`.
