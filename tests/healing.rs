@@ -15,7 +15,7 @@ fn var(name: &str, db: &TestDb) -> (String, String) {
     )
 }
 
-/// Stale processing jobs go back to waiting with the seed's message, judged
+/// Stale processing jobs go back to waiting with the reset message, judged
 /// by `processing_started_at` (or `updated_at` when that is missing), while
 /// fresh processing jobs and other statuses are left alone.
 #[test]

@@ -1,6 +1,6 @@
-//! The rules beyond the first system: poison jobs end failed, a live
-//! worker's job may get a grace, stuck OCR jobs come back. The real binary
-//! against fresh databases.
+//! The rules beyond the plain stuck and dead-worker rules: poison jobs end
+//! failed, a live worker's job may get a grace, stuck OCR jobs come back.
+//! The real binary against fresh databases.
 
 mod common;
 
@@ -94,8 +94,7 @@ fn a_job_stuck_three_times_ends_failed_and_is_not_reset_again() {
     assert_eq!(monitor.find("☠️  Failed stuck jobs", None).len(), 1);
 }
 
-/// With `MONITOR_COUNT_RESETS_AS_ATTEMPTS=false` (the first system's
-/// behaviour) the same job comes back to the queue every time, well past
+/// With `MONITOR_COUNT_RESETS_AS_ATTEMPTS=false` the same job comes back to the queue every time, well past
 /// its `max_attempts`, and its attempts are not touched.
 #[test]
 fn without_counting_a_poison_job_keeps_coming_back() {

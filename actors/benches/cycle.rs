@@ -1,4 +1,5 @@
-//! One monitoring cycle of the monitor against one of the first system's,
+//! One monitoring cycle of the monitor against one of a naive baseline's
+//! (a select then an update per rule, thresholds from the client's clock),
 //! on the same database, in the same run.
 //!
 //! For each queue size it builds (once, kept across runs with `--keep`) a
@@ -327,7 +328,7 @@ fn monitor_side() -> Side {
     }
 }
 
-/// The first system's cycle, statement by statement, thresholds from the
+/// The baseline's cycle, statement by statement, thresholds from the
 /// client's clock as it computed them. `dead_jobs` are the `current_job_id`s
 /// of the workers its stale-worker select returns (one update each).
 fn baseline_side(dead_jobs: &[String]) -> Side {

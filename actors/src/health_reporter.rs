@@ -3,7 +3,7 @@
 //! Every check interval one statement ([`sql::health_counts`]) counts active
 //! workers and pending, processing and failed jobs. The `📊 System health
 //! status` line is logged at start and then every `health_log_every`, on a
-//! clock. An anomaly ([`anomaly`](crate::anomaly)) is warned about when it
+//! clock. An anomaly ([`crate::anomaly`]) is warned about when it
 //! starts, repeated at most once per `health_log_every` while it lasts, and
 //! its end is logged at INFO. Its start and its end are alerted. A standby
 //! instance counts (for metrics and the fleet's figures) but neither warns

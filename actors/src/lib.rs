@@ -5,16 +5,29 @@
 //! checks, each its own actor, restarted on its own with backoff when it dies:
 //!
 //! - [`leader::LeaderElection`]: decides, by advisory lock, whether this
-//!   instance acts for the project or stands by;
+//!   instance acts for the project or stands by ([`Role`]);
 //! - [`StuckJobResetter`]: puts jobs stuck in processing (and in OCR) back in
 //!   the queue, or fails them when they ran out of attempts;
 //! - [`WorkerReaper`]: marks silent workers offline and frees their jobs, in
 //!   every project;
-//! - [`HealthReporter`]: counts workers and jobs, logs them, warns on anomalies.
+//! - [`HealthReporter`]: counts workers and jobs, logs them, warns on
+//!   anomalies ([`anomaly`]).
 //!
-//! Every statement is in [`sql`], one function each, atomic and timed by the
-//! database's clock. What the tree knows of itself is in [`MonitorState`];
-//! alerts leave through [`alerts`].
+//! The parts:
+//!
+//! - the tree: [`supervisor`], [`environment`], [`supervision`] (restarts
+//!   with backoff), [`ticker`] (a check's schedule), [`check`] (what a check
+//!   is), [`kind`] (the actors' names), [`fault`] (drills);
+//! - what the checks share: [`state`] (what the tree knows of itself, read
+//!   by `/status` and `/metrics`), [`role`], [`features`] (what a project's
+//!   schema allows), [`report`] (how put-back jobs are logged and alerted),
+//!   [`alerts`] (the alert model and its queue);
+//! - the database: [`database`] (the pool and the one way a statement is
+//!   sent), [`sql`] (every statement, one function each, atomic and timed by
+//!   the database's clock), [`project`] and [`tls`] (connection settings),
+//!   [`identifier`] (names written into statements), [`schema`] and
+//!   [`indexes`] (what the statements expect and want);
+//! - [`settings`]: the tunables, already checked.
 
 pub mod alerts;
 pub mod anomaly;

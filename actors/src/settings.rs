@@ -8,7 +8,7 @@ use crate::sql::PROCESSING;
 /// Thresholds and intervals shared by every project.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// How often each check runs (the seed's 30 s).
+    /// How often each check runs (30 s).
     pub check_interval: Duration,
     /// A job processing for longer than this goes back to the queue (3 min).
     pub stuck_job_after: Duration,
@@ -25,13 +25,13 @@ pub struct Settings {
     /// also holds through a transaction pooler.
     pub statement_timeout: Duration,
     /// Whether each automatic reset or release counts as an attempt of the
-    /// job (poison jobs end failed instead of looping forever). `false` is the
-    /// first system's behaviour.
+    /// job (poison jobs end failed instead of looping forever); `false`: a
+    /// job is put back however often it got stuck.
     pub count_resets_as_attempts: bool,
     /// The job's attempts column (`attemtps` in production, sic).
     pub attempts_column: Identifier,
     /// Extra time for a processing job whose worker is alive and reports it
-    /// as its `current_job_id` (0: none, the seed's statement).
+    /// as its `current_job_id` (0: none, the plain stuck rule).
     pub live_worker_grace: Duration,
     /// An OCR job (`status_id = 6`) older than this goes back to status 3.
     pub stuck_ocr_after: Duration,

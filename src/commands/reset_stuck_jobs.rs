@@ -1,7 +1,9 @@
 //! `registre-monitor reset-stuck-jobs`: the stuck-job rule, once, by hand.
 //!
-//! Runs the very statement the `StuckJobResetter` runs (so the same jobs,
-//! the same message), with `--older-than` as the threshold (default
+//! Runs the stuck-job statement with the plain rule ([`sql::reset_stuck_jobs`]):
+//! the `StuckJobResetter`'s condition and message, without counting the
+//! reset as an attempt, without the live-worker grace and without the OCR
+//! rule, with `--older-than` as the threshold (default
 //! `MONITOR_STUCK_JOB_AFTER`). `--dry-run` lists the jobs that the same
 //! condition selects and changes nothing. Exit 1 when a project failed.
 

@@ -14,7 +14,8 @@ use super::ConfigError;
 
 /// The variable suffix that names a project's Postgres connection string.
 const DB_URL_SUFFIX: &str = "_SUPABASE_DB_URL";
-/// The seed's variable: an HTTPS API URL, or sometimes a Postgres string.
+/// The Supabase client libraries' variable: an HTTPS API URL, or sometimes
+/// a Postgres string.
 const API_URL_SUFFIX: &str = "_SUPABASE_URL";
 
 /// Finds the projects in `env`, with warnings for variables that name

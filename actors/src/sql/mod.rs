@@ -10,8 +10,8 @@
 //!
 //! Parts: [`stage`] (the two stages a job can be stuck in, their columns,
 //! and how a job is put back), [`stuck`] (stuck jobs), [`dead_workers`],
-//! [`leadership`] (the election's lock), [`health`] (the counts),
-//! [`columns`] (the schema probes), [`diagnose`] (the operator's snapshot).
+//! [`mod@leadership`] (the election's lock), [`health`] (the counts),
+//! [`columns`] (the schema probes), [`mod@diagnose`] (the operator's snapshot).
 
 pub mod columns;
 pub mod dead_workers;
