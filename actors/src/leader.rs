@@ -92,9 +92,10 @@ impl LeaderElection {
 /// What one election run found.
 #[derive(Debug)]
 pub struct Outcome {
-    found: Option<Leadership>,
+    /// `None` without an election.
+    pub found: Option<Leadership>,
     /// The session was opened in this run.
-    fresh: bool,
+    pub fresh: bool,
 }
 
 /// What a run's finding means.
