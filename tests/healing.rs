@@ -65,7 +65,8 @@ fn stale_jobs_are_reset_and_fresh_ones_left_alone() {
     }
     // A few more cycles: nothing else moves.
     monitor.wait_for(1, "📊 System health status", Some("dev"), WAIT);
-    std::thread::sleep(Duration::from_millis(600));
+    let addr = common::http::addr(&monitor);
+    common::http::wait_more(addr, "dev", "StuckJobResetter", "runs", 3);
     assert_eq!(db.job_status(&fresh), 2);
     assert_eq!(db.job_status(&pending), 1);
     assert_eq!(db.job_status(&done), 3);

@@ -119,8 +119,13 @@ fn a_hung_child_stops_ticking_alone() {
             child: ChildKind::HealthReporter,
             fault: Fault::Hang,
         });
-        actix_rt::time::sleep(Duration::from_millis(300)).await;
-        let hung = state.project("dev").unwrap();
+        // Once the siblings have run a few more times, the hang has landed
+        // and any run the reporter had in flight is over (or never will be).
+        let sent = state.project("dev").unwrap();
+        let hung = until("siblings tick past the hang", &state, |p| {
+            runs(p, ChildKind::StuckJobResetter) >= runs(&sent, ChildKind::StuckJobResetter) + 3
+        })
+        .await;
         let p = until("siblings keep ticking", &state, |p| {
             runs(p, ChildKind::StuckJobResetter) >= runs(&hung, ChildKind::StuckJobResetter) + 5
         })

@@ -45,6 +45,25 @@ pub fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
     (code, json)
 }
 
+/// One figure of one check in `/status` (`runs`, `errors`, ...); 0 before
+/// the check's first run.
+pub fn check_figure(addr: SocketAddr, project: &str, check: &str, figure: &str) -> u64 {
+    get_json(addr, "/status").1["projects"][project]["checks"][check][figure]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Waits until a check's figure has grown by `n` from what it is now: the
+/// positive sign that time passed with the check at work (or failing).
+pub fn wait_more(addr: SocketAddr, project: &str, check: &str, figure: &str, n: u64) {
+    let start = check_figure(addr, project, check, figure);
+    super::eventually(
+        &format!("{n} more {figure} of {project}/{check}"),
+        Duration::from_secs(30),
+        || check_figure(addr, project, check, figure) >= start + n,
+    );
+}
+
 /// Every sample of a Prometheus text exposition, `name{labels}` -> value;
 /// panics on a line that is neither a comment nor a sample.
 pub fn samples(text: &str) -> BTreeMap<String, f64> {
