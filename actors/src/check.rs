@@ -48,6 +48,12 @@ pub struct Reporting<'a> {
     pub role: Role,
 }
 
+/// A run in progress, as [`Check::run_once`] returns it: it owns what it
+/// needs, so the check can be scheduled again while it runs.
+pub trait Running<T>: Future<Output = Result<T, DbError>> + 'static {}
+
+impl<T, F: Future<Output = Result<T, DbError>> + 'static> Running<T> for F {}
+
 /// One periodic check.
 pub trait Check: Unpin + Sized + 'static {
     const KIND: ChildKind;
@@ -57,13 +63,9 @@ pub trait Check: Unpin + Sized + 'static {
     const USES_FEATURES: bool = false;
     type Outcome: 'static;
 
-    /// Starts one run; the future owns what it needs. Safe to repeat: a
-    /// run lost to a crash is simply done again.
-    fn run_once(
-        &mut self,
-        db: &Database,
-        cx: &RunContext,
-    ) -> impl Future<Output = Result<Self::Outcome, DbError>> + 'static;
+    /// Starts one run. Safe to repeat: a run lost to a crash is simply
+    /// done again.
+    fn run_once(&mut self, db: &Database, cx: &RunContext) -> impl Running<Self::Outcome>;
 
     /// Acts on a successful run.
     fn on_success(&mut self, outcome: Self::Outcome, to: &Reporting<'_>);

@@ -29,7 +29,7 @@ use crate::sql::ForeignDeath;
 use crate::state::MonitorState;
 use crate::stuck_job_resetter::StuckJobResetter;
 use crate::supervision::{ExitNotice, Exited, Restarts, Stop};
-use crate::ticker::Ticker;
+use crate::ticker::{ProjectScope, Ticker};
 use crate::worker_reaper::{ForeignDeaths, WorkerReaper, WorkersDied};
 
 /// Deaths found in another project: free those workers' jobs here too.
@@ -68,11 +68,9 @@ impl ChildAddr {
 
 /// The actor for one project.
 pub struct Environment {
-    project: Project,
-    state: MonitorState,
-    db: Database,
-    /// The settings and probed features every check run reads.
-    cx: RunContext,
+    /// The project's name, pool, settings, probed features and the state,
+    /// which every check shares.
+    scope: ProjectScope,
     foreign: ForeignDeaths,
     /// The session that holds the election's lock.
     session: Arc<LockSession>,
@@ -116,11 +114,14 @@ impl Environment {
         state.add_project(name);
         let session = leader::start(&state, name, instance, alone);
         let features = Features::new(name);
+        let cx = RunContext { settings, features };
         Environment {
-            project,
-            state,
-            db,
-            cx: RunContext { settings, features },
+            scope: ProjectScope {
+                project: project.name,
+                db,
+                cx,
+                state,
+            },
             foreign: ForeignDeaths::default(),
             session,
             deaths,
@@ -153,17 +154,14 @@ impl Environment {
         self.children.insert(kind, addr);
     }
 
-    /// Starts `check` in its own [`Ticker`], with this project's pool,
-    /// settings, features and state.
+    /// Starts `check` in its own [`Ticker`], in this project's scope.
     fn spawn<C: Check>(
         &self,
         check: C,
         first_delay: Duration,
         exit: ExitNotice<ChildKind>,
     ) -> Addr<Ticker<C>> {
-        let name = self.project.name.clone();
-        let (db, cx, state) = (self.db.clone(), self.cx.clone(), self.state.clone());
-        Ticker::new(check, name, db, cx, state, first_delay, exit).start()
+        Ticker::new(check, self.scope.clone(), first_delay, exit).start()
     }
 }
 
@@ -171,7 +169,7 @@ impl Actor for Environment {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let step = (self.cx.settings.check_interval / 10).min(Duration::from_millis(500));
+        let step = (self.scope.cx.settings.check_interval / 10).min(Duration::from_millis(500));
         for (i, kind) in ChildKind::ALL.into_iter().enumerate() {
             self.start_child(kind, step * i as u32, ctx);
         }
@@ -191,9 +189,9 @@ impl Handler<Exited<ChildKind>> for Environment {
 
     fn handle(&mut self, Exited(kind): Exited<ChildKind>, ctx: &mut Self::Context) {
         self.children.remove(&kind);
-        let cap = self.cx.settings.backoff_cap();
-        let (name, actor) = (&self.project.name, ActorKind::Check(kind));
-        let delay = self.restarts.exited(kind, name, actor, &self.state, cap);
+        let s = &self.scope;
+        let (cap, actor) = (s.cx.settings.backoff_cap(), ActorKind::Check(kind));
+        let delay = self.restarts.exited(kind, &s.project, actor, &s.state, cap);
         ctx.run_later(delay, move |act, ctx| {
             act.start_child(kind, Duration::ZERO, ctx)
         });

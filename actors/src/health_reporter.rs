@@ -9,13 +9,12 @@
 //! instance counts (for metrics and the fleet's figures) but neither warns
 //! nor alerts.
 
-use std::future::Future;
 use std::time::Instant;
 
 use crate::alerts::Alert;
 use crate::anomaly::{self, Anomalies, Anomaly, Say};
-use crate::check::{Check, Gate, Reporting, RunContext};
-use crate::database::{Database, DbError};
+use crate::check::{Check, Gate, Reporting, RunContext, Running};
+use crate::database::Database;
 use crate::kind::ChildKind;
 use crate::role::Role;
 use crate::sql::{self, HealthCounts};
@@ -35,11 +34,7 @@ impl Check for HealthReporter {
     const GATE: Gate = Gate::AfterElection;
     type Outcome = HealthCounts;
 
-    fn run_once(
-        &mut self,
-        db: &Database,
-        cx: &RunContext,
-    ) -> impl Future<Output = Result<HealthCounts, DbError>> + 'static {
+    fn run_once(&mut self, db: &Database, cx: &RunContext) -> impl Running<Self::Outcome> {
         let (db, dead_after) = (db.clone(), cx.settings.dead_worker_after);
         async move { sql::health_counts(&db, dead_after).await }
     }

@@ -26,7 +26,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
-use crate::check::{Check, Gate, Reporting, RunContext};
+use crate::check::{Check, Gate, Reporting, RunContext, Running};
 use crate::database::{Database, DbError};
 use crate::kind::ChildKind;
 use crate::project::Project;
@@ -126,11 +126,7 @@ impl Check for LeaderElection {
     const GATE: Gate = Gate::Always;
     type Outcome = Outcome;
 
-    fn run_once(
-        &mut self,
-        db: &Database,
-        cx: &RunContext,
-    ) -> impl Future<Output = Result<Outcome, DbError>> + 'static {
+    fn run_once(&mut self, db: &Database, cx: &RunContext) -> impl Running<Self::Outcome> {
         let (db, session, settings) = (db.clone(), self.session.clone(), cx.settings.clone());
         async move {
             if session.alone.load(Ordering::SeqCst) {

@@ -9,10 +9,8 @@
 //! ([`Features`](crate::features::Features)). A standby instance does
 //! nothing.
 
-use std::future::Future;
-
-use crate::check::{Check, Gate, Reporting, RunContext};
-use crate::database::{Database, DbError};
+use crate::check::{Check, Gate, Reporting, RunContext, Running};
+use crate::database::Database;
 use crate::kind::ChildKind;
 use crate::report::{alert_batch, summarize};
 use crate::sql::{self, StuckResets};
@@ -27,11 +25,7 @@ impl Check for StuckJobResetter {
     const USES_FEATURES: bool = true;
     type Outcome = StuckResets;
 
-    fn run_once(
-        &mut self,
-        db: &Database,
-        cx: &RunContext,
-    ) -> impl Future<Output = Result<StuckResets, DbError>> + 'static {
+    fn run_once(&mut self, db: &Database, cx: &RunContext) -> impl Running<Self::Outcome> {
         let (db, cx) = (db.clone(), cx.clone());
         async move {
             let allowed = cx.features.get(&db, &cx.settings).await?;

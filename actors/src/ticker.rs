@@ -22,13 +22,21 @@ use crate::kind::ChildKind;
 use crate::state::{FailureNews, MonitorState};
 use crate::supervision::{ExitNotice, Stop};
 
+/// What every check of a project shares: the project's name and pool, the
+/// run context and the tree's state. An `Environment` holds one and hands
+/// each `Ticker` a clone.
+#[derive(Debug, Clone)]
+pub struct ProjectScope {
+    pub project: String,
+    pub db: Database,
+    pub cx: RunContext,
+    pub state: MonitorState,
+}
+
 /// The actor that runs a [`Check`] on its schedule.
 pub struct Ticker<C: Check> {
     check: C,
-    project: String,
-    db: Database,
-    cx: RunContext,
-    state: MonitorState,
+    scope: ProjectScope,
     first_delay: Duration,
     /// Consecutive failed runs; sets the backoff.
     failures: u32,
@@ -49,19 +57,13 @@ pub fn next_delay(interval: Duration, cap: Duration, failures: u32, took: Durati
 impl<C: Check> Ticker<C> {
     pub fn new(
         check: C,
-        project: String,
-        db: Database,
-        cx: RunContext,
-        state: MonitorState,
+        scope: ProjectScope,
         first_delay: Duration,
         exit: ExitNotice<ChildKind>,
     ) -> Self {
         Ticker {
             check,
-            project,
-            db,
-            cx,
-            state,
+            scope,
             first_delay,
             failures: 0,
             exit,
@@ -74,9 +76,10 @@ impl<C: Check> Ticker<C> {
             return;
         }
         let started = Instant::now();
-        let run = self.check.run_once(&self.db, &self.cx);
-        let (state, project) = (self.state.clone(), self.project.clone());
-        let s = &self.cx.settings;
+        let scope = &self.scope;
+        let run = self.check.run_once(&scope.db, &scope.cx);
+        let (state, project) = (scope.state.clone(), scope.project.clone());
+        let s = &scope.cx.settings;
         let bound = s.connect_timeout + s.statement_timeout;
         let gated = async move {
             if C::GATE != Gate::Always {
@@ -90,7 +93,7 @@ impl<C: Check> Ticker<C> {
         ctx.spawn(gated.into_actor(self).map(move |result, act, ctx| {
             let took = started.elapsed();
             act.finish(result, took);
-            let s = &act.cx.settings;
+            let s = &act.scope.cx.settings;
             let delay = next_delay(s.check_interval, s.backoff_cap(), act.failures, took);
             ctx.run_later(delay, |act, ctx| act.tick(ctx));
         }));
@@ -98,22 +101,21 @@ impl<C: Check> Ticker<C> {
 
     /// Records a run: `Ok(None)` is a run skipped by the gate.
     fn finish(&mut self, result: Result<Option<C::Outcome>, DbError>, took: Duration) {
-        let check = C::KIND.name();
+        let (check, scope) = (C::KIND.name(), &self.scope);
+        let (env, state) = (scope.project.as_str(), &scope.state);
         let to = Reporting {
-            project: &self.project,
-            settings: &self.cx.settings,
-            state: &self.state,
-            role: self.state.role(&self.project),
+            project: env,
+            settings: &scope.cx.settings,
+            state,
+            role: state.role(env),
         };
         let error = match result {
             Ok(outcome) => {
                 self.failures = 0;
-                if self.state.run_succeeded(&self.project, C::KIND, took) {
+                if state.run_succeeded(env, C::KIND, took) {
                     let text = "✅ Environment healthy again: checks succeed";
-                    log::info!(environment = self.project.as_str(), check = check; "{text}");
-                    let alert = format!("[{}] {text}", self.project);
-                    self.state
-                        .alert(Alert::new(&self.project, "recovered", alert));
+                    log::info!(environment = env, check = check; "{text}");
+                    state.alert(Alert::new(env, "recovered", format!("[{env}] {text}")));
                 }
                 if let Some(outcome) = outcome {
                     self.check.on_success(outcome, &to);
@@ -124,14 +126,13 @@ impl<C: Check> Ticker<C> {
         };
         self.failures = self.failures.saturating_add(1);
         if C::USES_FEATURES && matches!(error, DbError::Schema(_)) {
-            self.cx.features.forget();
+            scope.cx.features.forget();
         }
         self.check.on_failure(&error, &to);
-        let s = &self.cx.settings;
+        let s = &scope.cx.settings;
         let retry = next_delay(s.check_interval, s.backoff_cap(), self.failures, took);
         let text = error.to_string();
-        let env = self.project.as_str();
-        match self.state.run_failed(env, C::KIND, took, &error) {
+        match state.run_failed(env, C::KIND, took, &error) {
             FailureNews::New => {
                 log::error!(environment = env, check = check, kind = error.kind(),
                     retryInMs = retry.as_millis() as u64; "❌ Error in {check}: {text}");
@@ -141,7 +142,7 @@ impl<C: Check> Ticker<C> {
                     "failing"
                 };
                 let alert = format!("[{env}] ❌ Error in {check}: {text}");
-                self.state.alert(
+                state.alert(
                     Alert::new(env, kind, alert)
                         .field("check", check)
                         .field("error", error.kind()),
@@ -174,10 +175,10 @@ impl<C: Check> Handler<InjectChildFault> for Ticker<C> {
 
     fn handle(&mut self, msg: InjectChildFault, ctx: &mut Self::Context) {
         let check = C::KIND.name();
-        log::warn!(environment = self.project.as_str(), check = check;
+        log::warn!(environment = self.scope.project.as_str(), check = check;
             "Injecting fault {:?} into {check}", msg.0);
         match msg.0 {
-            Fault::Panic => panic!("injected panic in {check} of {}", self.project),
+            Fault::Panic => panic!("injected panic in {check} of {}", self.scope.project),
             Fault::Hang => {
                 ctx.wait(futures_util::future::pending::<()>().into_actor(self));
             }

@@ -9,14 +9,13 @@
 //! instance does nothing.
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use actix::{Message, WeakRecipient};
 
 use crate::alerts::Alert;
-use crate::check::{Check, Gate, Reporting, RunContext};
-use crate::database::{Database, DbError};
+use crate::check::{Check, Gate, Reporting, RunContext, Running};
+use crate::database::Database;
 use crate::kind::ChildKind;
 use crate::report::{alert_batch, summarize};
 use crate::sql::{self, ForeignDeath, Reaped};
@@ -53,11 +52,7 @@ impl Check for WorkerReaper {
     /// What was reaped, and the foreign deaths this run was given.
     type Outcome = (Reaped, Vec<ForeignDeath>);
 
-    fn run_once(
-        &mut self,
-        db: &Database,
-        cx: &RunContext,
-    ) -> impl Future<Output = Result<Self::Outcome, DbError>> + 'static {
+    fn run_once(&mut self, db: &Database, cx: &RunContext) -> impl Running<Self::Outcome> {
         let (db, cx) = (db.clone(), cx.clone());
         let foreign: Vec<ForeignDeath> = self
             .foreign
