@@ -114,9 +114,7 @@ fn dead_workers_go_offline_and_their_jobs_come_back_reported_once() {
     assert_eq!(first[0]["releasedJobs"].as_array().unwrap().len(), 2);
     for id in [&held_a, &held_b] {
         assert_eq!(db.job_status(id), 1);
-        let msg = db.text(&format!(
-            "SELECT error_message FROM extraction_queue WHERE id = '{id}'"
-        ));
+        let msg = db.field(id, "error_message");
         assert_eq!(
             msg.as_deref(),
             Some("Released by health monitor - worker worker-dead is dead")

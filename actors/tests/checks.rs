@@ -27,8 +27,10 @@ fn context() -> RunContext {
 #[test]
 fn the_resetter_counts_resets_as_the_schema_allows() {
     let mut db = TestDb::new("ck_reset");
-    let stale = db.job(2, Some("w1"), Some("10 minutes"));
-    let fresh = db.job(2, Some("w1"), Some("1 minute"));
+    let [stale, fresh] = db.jobs([
+        (2, Some("w1"), Some("10 minutes")),
+        (2, Some("w1"), Some("1 minute")),
+    ]);
     let cx = context();
     let resets = db.run(async |db| StuckJobResetter.run_once(&db, &cx).await.unwrap());
     assert_eq!(resets.jobs.len(), 1);
@@ -36,19 +38,18 @@ fn the_resetter_counts_resets_as_the_schema_allows() {
     assert_eq!(resets.jobs[0].attempts, Some(1));
     assert!(resets.ocr.is_empty());
     assert_eq!(db.field(&stale, "attemtps").as_deref(), Some("1"));
-    assert_eq!([db.status(&stale), db.status(&fresh)], [1, 2]);
+    assert_eq!(db.statuses(&[&stale, &fresh]), [1, 2]);
 }
 
 /// Without the attempts column the resetter still resets, uncounted.
 #[test]
 fn without_the_attempts_column_the_resetter_resets_uncounted() {
-    let line = "    attemtps              integer     NOT NULL DEFAULT 0,\n";
-    let mut db = TestDb::with_schema("ck_noattempts", &common::SCHEMA.replace(line, ""));
-    let stale = db.job(2, Some("w1"), Some("10 minutes"));
+    let mut db = TestDb::with_schema("ck_noattempts", &common::schema_without_attempts());
+    let stale = db.job(2, Some("w1"), Some("10 minutes"), "acte:1");
     let cx = context();
     let resets = db.run(async |db| StuckJobResetter.run_once(&db, &cx).await.unwrap());
     assert_eq!(resets.jobs[0].attempts, None);
-    assert_eq!(db.status(&stale), 1);
+    assert_eq!(db.job_status(&stale), 1);
 }
 
 /// Collects the deaths a reaper reports.
@@ -73,8 +74,10 @@ impl Handler<WorkersDied> for News {
 fn the_reaper_reaps_and_frees_the_jobs_of_foreign_deaths() {
     let mut db = TestDb::new("ck_reap");
     db.worker("dead", "busy", "10 minutes");
-    let held = db.job(2, Some("dead"), Some("1 second"));
-    let foreign_job = db.job(2, Some("w-elsewhere"), Some("10 minutes"));
+    let [held, foreign_job] = db.jobs([
+        (2, Some("dead"), Some("1 second")),
+        (2, Some("w-elsewhere"), Some("10 minutes")),
+    ]);
     let seen_at = db.text("SELECT to_json(now())#>>'{}'").unwrap();
     let death = ForeignDeath {
         worker: "w-elsewhere".into(),
@@ -89,13 +92,12 @@ fn the_reaper_reaps_and_frees_the_jobs_of_foreign_deaths() {
         reaper.run_once(&db, &cx).await.unwrap()
     });
     assert_eq!(reaped.dead, ["dead"]);
-    let mut released: Vec<&str> = reaped.released.iter().map(|j| j.id.as_str()).collect();
-    released.sort();
-    let mut expected = [held.as_str(), foreign_job.as_str()];
-    expected.sort();
-    assert_eq!(released, expected);
+    assert_eq!(
+        common::sorted_ids(&reaped.released),
+        common::sorted(&[&held, &foreign_job])
+    );
     assert_eq!(sent, [death]);
-    assert_eq!([db.status(&held), db.status(&foreign_job)], [1, 1]);
+    assert_eq!(db.statuses(&[&held, &foreign_job]), [1, 1]);
 }
 
 /// The health reporter's run only counts.
@@ -103,7 +105,7 @@ fn the_reaper_reaps_and_frees_the_jobs_of_foreign_deaths() {
 fn the_health_reporter_counts() {
     let mut db = TestDb::new("ck_health");
     db.worker("w1", "idle", "1 second");
-    db.job(1, None, None);
+    db.job(1, None, None, "acte:1");
     let cx = context();
     let counts = db.run(async |db| HealthReporter::default().run_once(&db, &cx).await.unwrap());
     assert_eq!(

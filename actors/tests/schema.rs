@@ -13,17 +13,8 @@ use registre_actors::sql::{self, OPTIONAL_COLUMNS};
 
 /// The real schema without the OCR stage and the attempts column.
 fn older_schema() -> String {
-    let start = SCHEMA.find("    -- OCR stage").unwrap();
-    let end = start + SCHEMA[start..].find(");").unwrap();
-    let without_ocr = format!(
-        "{}\n{}",
-        SCHEMA[..start].trim_end().trim_end_matches(','),
-        &SCHEMA[end..]
-    );
-    without_ocr.replace(
-        "    attemtps              integer     NOT NULL DEFAULT 0,\n",
-        "",
-    )
+    let attempts = "    attemtps              integer     NOT NULL DEFAULT 0,\n";
+    common::schema_without_ocr().replace(attempts, "")
 }
 
 /// The probe finds every optional column the real schema has, only the
@@ -81,11 +72,15 @@ fn the_schema_check_names_what_is_wrong() {
 #[test]
 fn diagnose_reads_a_snapshot_of_the_project() {
     let mut db = TestDb::new("sc_diag");
-    db.worker("w-alive", "busy", "5 seconds");
-    db.worker("w-dead", "busy", "10 minutes");
-    let stale = db.job(2, Some("w-dead"), Some("10 minutes"));
-    db.job(2, Some("w-alive"), Some("1 second"));
-    db.job(1, None, None);
+    db.workers(&[
+        ("w-alive", "busy", "5 seconds"),
+        ("w-dead", "busy", "10 minutes"),
+    ]);
+    let [stale, _, _] = db.jobs([
+        (2, Some("w-dead"), Some("10 minutes")),
+        (2, Some("w-alive"), Some("1 second")),
+        (1, None, None),
+    ]);
     db.exec(&format!(
         "UPDATE worker_status SET current_job_id = '{stale}', jobs_completed = 7 WHERE worker_id = 'w-dead';
          CREATE INDEX present_idx ON extraction_queue (status_id)"
@@ -107,7 +102,7 @@ fn diagnose_reads_a_snapshot_of_the_project() {
     assert_eq!(d.stuck_jobs[0].id, stale);
     assert_eq!(d.present_indexes, ["present_idx"]);
     // Read-only: the stuck job is still there.
-    assert_eq!(db.status(&stale), 2);
+    assert_eq!(db.job_status(&stale), 2);
 }
 
 /// An invalid attempts column cannot even be built.

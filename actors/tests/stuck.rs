@@ -27,32 +27,37 @@ fn ids(jobs: &[sql::ReleasedJob]) -> Vec<&str> {
 /// Jobs processing for longer than the threshold (by their start, or by
 /// `updated_at` without one) go back to waiting, cleared, with the reset
 /// message, longest first; fresh ones and other statuses stay; a second
-/// run finds nothing.
+/// run finds nothing. The dry run lists exactly those jobs beforehand, and
+/// changes nothing.
 #[test]
 fn old_processing_jobs_go_back_to_waiting_and_nothing_else_moves() {
     let mut db = TestDb::new("st_plain");
-    let stale = db.job(2, Some("w1"), Some("10 minutes"));
-    let fresh = db.job(2, Some("w1"), Some("1 second"));
-    let no_start = db.job(2, Some("w2"), None);
+    let [stale, fresh, no_start] = db.jobs([
+        (2, Some("w1"), Some("10 minutes")),
+        (2, Some("w1"), Some("1 second")),
+        (2, Some("w2"), None),
+    ]);
     db.exec(&format!(
         "UPDATE extraction_queue SET updated_at = now() - interval '1 hour' WHERE id = '{no_start}'"
     ));
-    let waiting = db.job(1, None, None);
-    let done = db.job(3, Some("w1"), Some("2 hours"));
+    let [waiting, done] = db.jobs([(1, None, None), (3, Some("w1"), Some("2 hours"))]);
 
+    let listed = db.run(async |db| sql::find_stuck_jobs(&db, FIVE_MINUTES).await.unwrap());
+    assert_eq!(db.job_status(&stale), 2, "the dry run changed nothing");
     let (first, second) = db.run(async |db| {
         let first = sql::reset_stuck_jobs(&db, FIVE_MINUTES).await.unwrap();
         let second = sql::reset_stuck_jobs(&db, FIVE_MINUTES).await.unwrap();
         (first, second)
     });
     assert_eq!(ids(&first), [no_start.as_str(), stale.as_str()]);
+    assert_eq!(ids(&listed), ids(&first));
     assert_eq!(first[1].worker.as_deref(), Some("w1"));
     assert_eq!(first[1].doc, "acte:1");
     assert!((600..610).contains(&first[1].seconds), "{first:?}");
     assert_eq!((first[1].attempts, first[1].failed), (None, false));
     assert!(second.is_empty());
     for id in [&stale, &no_start] {
-        assert_eq!(db.status(id), 1);
+        assert_eq!(db.job_status(id), 1);
         assert_eq!(db.field(id, "worker_id"), None);
         assert_eq!(db.field(id, "processing_started_at"), None);
         assert_eq!(
@@ -61,23 +66,7 @@ fn old_processing_jobs_go_back_to_waiting_and_nothing_else_moves() {
         );
         assert_eq!(db.field(id, "attemtps").as_deref(), Some("0"));
     }
-    assert_eq!(
-        [db.status(&fresh), db.status(&waiting), db.status(&done)],
-        [2, 1, 3]
-    );
-}
-
-/// The dry run lists exactly what the reset then takes, and changes nothing.
-#[test]
-fn the_dry_run_lists_what_the_reset_takes_and_changes_nothing() {
-    let mut db = TestDb::new("st_dry");
-    let stale = db.job(2, Some("w1"), Some("10 minutes"));
-    db.job(2, Some("w1"), Some("1 second"));
-    let listed = db.run(async |db| sql::find_stuck_jobs(&db, FIVE_MINUTES).await.unwrap());
-    assert_eq!(ids(&listed), [stale.as_str()]);
-    assert_eq!(db.status(&stale), 2);
-    let reset = db.run(async |db| sql::reset_stuck_jobs(&db, FIVE_MINUTES).await.unwrap());
-    assert_eq!(ids(&reset), ids(&listed));
+    assert_eq!(db.statuses(&[&fresh, &waiting, &done]), [2, 1, 3]);
 }
 
 /// With attempts counted, each reset adds one; a job reaching its limit
@@ -86,9 +75,11 @@ fn the_dry_run_lists_what_the_reset_takes_and_changes_nothing() {
 #[test]
 fn counted_resets_fail_a_job_at_its_limit() {
     let mut db = TestDb::new("st_counted");
-    let last_try = db.job(2, Some("w1"), Some("10 minutes"));
-    let first_try = db.job(2, Some("w1"), Some("10 minutes"));
-    let patient = db.job(2, Some("w1"), Some("10 minutes"));
+    let [last_try, first_try, patient] = db.jobs([
+        (2, Some("w1"), Some("10 minutes")),
+        (2, Some("w1"), Some("10 minutes")),
+        (2, Some("w1"), Some("10 minutes")),
+    ]);
     db.exec(&format!(
         "UPDATE extraction_queue SET attemtps = 2 WHERE id = '{last_try}';
          UPDATE extraction_queue SET max_attempts = NULL WHERE id = '{first_try}';
@@ -112,12 +103,12 @@ fn counted_resets_fail_a_job_at_its_limit() {
         (by_id(&patient).attempts, by_id(&patient).failed),
         (Some(4), false)
     );
-    assert_eq!(db.status(&last_try), 4);
+    assert_eq!(db.job_status(&last_try), 4);
     assert_eq!(
         db.field(&last_try, "error_message").as_deref(),
         Some("Failed by health monitor - stuck in processing 3 times")
     );
-    assert_eq!([db.status(&first_try), db.status(&patient)], [1, 1]);
+    assert_eq!(db.statuses(&[&first_try, &patient]), [1, 1]);
     assert_eq!(db.field(&patient, "attemtps").as_deref(), Some("4"));
 }
 
@@ -127,11 +118,12 @@ fn counted_resets_fail_a_job_at_its_limit() {
 #[test]
 fn a_live_workers_job_gets_the_grace() {
     let mut db = TestDb::new("st_grace");
-    db.worker("alive", "busy", "1 second");
-    db.worker("dead", "busy", "1 hour");
-    let kept = db.job(2, Some("alive"), Some("10 minutes"));
-    let orphan = db.job(2, Some("dead"), Some("10 minutes"));
-    let too_old = db.job(2, Some("alive"), Some("2 hours"));
+    db.workers(&[("alive", "busy", "1 second"), ("dead", "busy", "1 hour")]);
+    let [kept, orphan, too_old] = db.jobs([
+        (2, Some("alive"), Some("10 minutes")),
+        (2, Some("dead"), Some("10 minutes")),
+        (2, Some("alive"), Some("2 hours")),
+    ]);
     db.exec(&format!(
         "UPDATE worker_status SET current_job_id = '{kept}' WHERE worker_id = 'alive';
          UPDATE worker_status SET current_job_id = '{orphan}' WHERE worker_id = 'dead'"
@@ -145,7 +137,7 @@ fn a_live_workers_job_gets_the_grace() {
     };
     let resets = db.run(async |db| sql::reset_stuck(&db, &rules).await.unwrap());
     assert_eq!(ids(&resets.jobs), [too_old.as_str(), orphan.as_str()]);
-    assert_eq!(db.status(&kept), 2);
+    assert_eq!(db.job_status(&kept), 2);
 }
 
 /// OCR jobs stuck in status 6 go back to 3, their OCR worker and start
@@ -179,7 +171,7 @@ fn stuck_ocr_jobs_go_back_to_ready_for_ocr() {
     assert!(resets.jobs.is_empty());
     assert_eq!(ids(&resets.ocr), [last_try.as_str(), stuck.as_str()]);
     assert_eq!(resets.ocr[1].worker.as_deref(), Some("ocr-w"));
-    assert_eq!(db.status(&stuck), 3);
+    assert_eq!(db.job_status(&stuck), 3);
     assert_eq!(db.field(&stuck, "ocr_worker_id"), None);
     assert_eq!(db.field(&stuck, "ocr_started_at"), None);
     assert_eq!(db.field(&stuck, "ocr_attempts").as_deref(), Some("1"));
@@ -187,12 +179,12 @@ fn stuck_ocr_jobs_go_back_to_ready_for_ocr() {
         db.field(&stuck, "ocr_error").as_deref(),
         Some(sql::OCR_RESET_MESSAGE)
     );
-    assert_eq!(db.status(&last_try), 4);
+    assert_eq!(db.job_status(&last_try), 4);
     assert_eq!(
         db.field(&last_try, "error_message").as_deref(),
         Some("Failed by health monitor - stuck in processing 3 times")
     );
-    assert_eq!(db.status(&fresh), 6);
+    assert_eq!(db.job_status(&fresh), 6);
 }
 
 /// A row another transaction holds is skipped, not waited for, and taken
@@ -200,7 +192,7 @@ fn stuck_ocr_jobs_go_back_to_ready_for_ocr() {
 #[test]
 fn a_locked_row_is_left_for_the_next_run() {
     let mut db = TestDb::new("st_locked");
-    let stale = db.job(2, Some("w1"), Some("10 minutes"));
+    let stale = db.job(2, Some("w1"), Some("10 minutes"), "acte:1");
     let mut other = db.connect();
     let mut tx = other.transaction().unwrap();
     tx.batch_execute(&format!(
@@ -222,7 +214,7 @@ fn a_reserved_word_works_as_the_attempts_column() {
         common::SCHEMA
     );
     let mut db = TestDb::with_schema("st_order", &schema);
-    let stale = db.job(2, Some("w1"), Some("10 minutes"));
+    let stale = db.job(2, Some("w1"), Some("10 minutes"), "acte:1");
     let order = Identifier::new("order").unwrap();
     let rules = StuckRules {
         attempts: Some(AttemptColumns {

@@ -17,12 +17,16 @@ const TWO_MINUTES: Duration = Duration::from_secs(120);
 #[test]
 fn a_dead_worker_goes_offline_once_and_its_jobs_come_back() {
     let mut db = TestDb::new("wk_dead");
-    db.worker("dead", "busy", "10 minutes");
-    db.worker("live", "busy", "1 second");
-    db.worker("gone", "offline", "1 day");
-    let held_a = db.job(2, Some("dead"), Some("1 second"));
-    let held_b = db.job(2, Some("dead"), Some("1 second"));
-    let live_job = db.job(2, Some("live"), Some("1 second"));
+    db.workers(&[
+        ("dead", "busy", "10 minutes"),
+        ("live", "busy", "1 second"),
+        ("gone", "offline", "1 day"),
+    ]);
+    let [held_a, held_b, live_job] = db.jobs([
+        (2, Some("dead"), Some("1 second")),
+        (2, Some("dead"), Some("1 second")),
+        (2, Some("live"), Some("1 second")),
+    ]);
     let (first, second) = db.run(async |db| {
         let first = sql::reap_dead_workers(&db, TWO_MINUTES, &[], None)
             .await
@@ -33,25 +37,24 @@ fn a_dead_worker_goes_offline_once_and_its_jobs_come_back() {
         (first, second)
     });
     assert_eq!(first.dead, ["dead"]);
-    let mut released: Vec<&str> = first.released.iter().map(|j| j.id.as_str()).collect();
-    released.sort();
-    let mut held = [held_a.as_str(), held_b.as_str()];
-    held.sort();
-    assert_eq!(released, held);
+    assert_eq!(
+        common::sorted_ids(&first.released),
+        common::sorted(&[&held_a, &held_b])
+    );
     assert!(!first.now.is_empty());
     assert!(
         second.dead.is_empty() && second.released.is_empty(),
         "{second:?}"
     );
     for id in [&held_a, &held_b] {
-        assert_eq!(db.status(id), 1);
+        assert_eq!(db.job_status(id), 1);
         assert_eq!(db.field(id, "worker_id"), None);
         assert_eq!(
             db.field(id, "error_message").as_deref(),
             Some("Released by health monitor - worker dead is dead")
         );
     }
-    assert_eq!(db.status(&live_job), 2);
+    assert_eq!(db.job_status(&live_job), 2);
     let status = |db: &mut TestDb, w: &str| {
         db.text(&format!(
             "SELECT status FROM worker_status WHERE worker_id = '{w}'"
@@ -66,9 +69,11 @@ fn a_dead_worker_goes_offline_once_and_its_jobs_come_back() {
 #[test]
 fn a_foreign_death_frees_only_jobs_claimed_before_it_was_seen() {
     let mut db = TestDb::new("wk_foreign");
-    let before = db.job(2, Some("w-x"), Some("10 minutes"));
-    let after = db.job(2, Some("w-x"), Some("1 minute"));
-    let other = db.job(2, Some("w-y"), Some("10 minutes"));
+    let [before, after, other] = db.jobs([
+        (2, Some("w-x"), Some("10 minutes")),
+        (2, Some("w-x"), Some("1 minute")),
+        (2, Some("w-y"), Some("10 minutes")),
+    ]);
     let seen_at = db
         .text("SELECT to_json(now() - interval '5 minutes')#>>'{}'")
         .unwrap();
@@ -84,10 +89,7 @@ fn a_foreign_death_frees_only_jobs_claimed_before_it_was_seen() {
     assert!(reaped.dead.is_empty());
     let released: Vec<&str> = reaped.released.iter().map(|j| j.id.as_str()).collect();
     assert_eq!(released, [before.as_str()]);
-    assert_eq!(
-        [db.status(&before), db.status(&after), db.status(&other)],
-        [1, 2, 2]
-    );
+    assert_eq!(db.statuses(&[&before, &after, &other]), [1, 2, 2]);
 }
 
 /// Counted, a release is an attempt: a job at 2 of 3 ends failed.
@@ -95,7 +97,7 @@ fn a_foreign_death_frees_only_jobs_claimed_before_it_was_seen() {
 fn a_counted_release_fails_a_job_at_its_limit() {
     let mut db = TestDb::new("wk_counted");
     db.worker("dead", "busy", "10 minutes");
-    let last_try = db.job(2, Some("dead"), Some("1 second"));
+    let last_try = db.job(2, Some("dead"), Some("1 second"), "acte:1");
     db.exec(&format!(
         "UPDATE extraction_queue SET attemtps = 2 WHERE id = '{last_try}'"
     ));
@@ -110,7 +112,7 @@ fn a_counted_release_fails_a_job_at_its_limit() {
     });
     assert_eq!(reaped.released[0].attempts, Some(3));
     assert!(reaped.released[0].failed);
-    assert_eq!(db.status(&last_try), 4);
+    assert_eq!(db.job_status(&last_try), 4);
 }
 
 /// Active workers are those not offline with a recent heartbeat; jobs are
@@ -118,13 +120,15 @@ fn a_counted_release_fails_a_job_at_its_limit() {
 #[test]
 fn the_health_counts_count_live_workers_and_open_jobs() {
     let mut db = TestDb::new("wk_health");
-    db.worker("busy", "busy", "1 second");
-    db.worker("idle", "idle", "10 seconds");
-    db.worker("silent", "busy", "10 minutes");
-    db.worker("off", "offline", "1 second");
+    db.workers(&[
+        ("busy", "busy", "1 second"),
+        ("idle", "idle", "10 seconds"),
+        ("silent", "busy", "10 minutes"),
+        ("off", "offline", "1 second"),
+    ]);
     for (status, n) in [(1, 3), (2, 2), (4, 1), (3, 5)] {
         for _ in 0..n {
-            db.job(status, None, None);
+            db.job(status, None, None, "acte:1");
         }
     }
     let counts = db.run(async |db| sql::health_counts(&db, TWO_MINUTES).await.unwrap());
