@@ -106,27 +106,63 @@ async fn post(client: &awc::Client, url: &WebhookUrl, body: &str) -> Result<(), 
 
 /// A client with the ring provider's TLS and Mozilla's roots.
 fn client() -> awc::Client {
-    let builder = awc::Client::builder()
-        .timeout(TRY_TIMEOUT)
-        .add_default_header((
-            "User-Agent",
-            concat!("registre-monitor/", env!("CARGO_PKG_VERSION")),
-        ));
+    // Connecting (TLS included) is bounded like the whole try.
+    let mut connector = awc::Connector::new().timeout(TRY_TIMEOUT);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     match rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
     {
         Ok(config) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
             let mut config = config.with_root_certificates(roots).with_no_client_auth();
             config.alpn_protocols = vec![b"http/1.1".to_vec()];
-            let connector = awc::Connector::new().rustls_0_23(Arc::new(config));
-            builder.connector(connector).finish()
+            connector = connector.rustls_0_23(Arc::new(config));
         }
         Err(e) => {
             log::error!("📮 Cannot set up TLS for the webhook ({e}): https:// alerts will fail");
-            builder.finish()
         }
+    }
+    // A redirect is not followed (it fails the try): the alert goes to the
+    // configured URL or nowhere.
+    awc::Client::builder()
+        .timeout(TRY_TIMEOUT)
+        .disable_redirects()
+        .add_default_header((
+            "User-Agent",
+            concat!("registre-monitor/", env!("CARGO_PKG_VERSION")),
+        ))
+        .connector(connector)
+        .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `https://` goes through rustls: a server that answers in plain text
+    /// fails the handshake (and is retried), rather than being refused for
+    /// want of TLS support.
+    #[test]
+    fn https_goes_through_rustls() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        let url = WebhookUrl::parse(&format!("https://127.0.0.1:{port}/hooks/x")).unwrap();
+        let failed = actix_rt::System::new()
+            .block_on(async { post(&client(), &url, "{}").await })
+            .unwrap_err();
+        assert!(failed.retry);
+        assert!(
+            !failed.reason.contains("not supported"),
+            "{}",
+            failed.reason
+        );
+        assert!(!failed.reason.contains("/hooks/x"), "{}", failed.reason);
     }
 }
