@@ -19,9 +19,10 @@
 //!   with backoff), [`ticker`] (a check's schedule), [`check`] (what a check
 //!   is), [`kind`] (the actors' names), [`fault`] (drills);
 //! - what the checks share: [`state`] (what the tree knows of itself, read
-//!   by `/status` and `/metrics`), [`role`], [`features`] (what a project's
-//!   schema allows), [`report`] (how put-back jobs are logged and alerted),
-//!   [`alerts`] (the alert model and its queue);
+//!   by `/status` and `/metrics`; [`histogram`]: its run durations),
+//!   [`role`], [`features`] (what a project's schema allows), [`report`]
+//!   (how put-back jobs are logged and alerted), [`alerts`] (the alert
+//!   model and its queue);
 //! - the database: [`database`] (the pool and the one way a statement is
 //!   sent), [`sql`] (every statement, one function each, atomic and timed by
 //!   the database's clock), [`project`] and [`tls`] (connection settings),
@@ -37,6 +38,7 @@ pub mod environment;
 pub mod fault;
 pub mod features;
 pub mod health_reporter;
+pub mod histogram;
 pub mod identifier;
 pub mod indexes;
 pub mod kind;
