@@ -18,7 +18,7 @@
 //! client. Supabase's pooler port is known ([`is_transaction_pooler`]): no
 //! election there. Any other pooler shows as a session that changes
 //! backend under us: the election is then given up for that project, with
-//! one ERROR line, and this instance acts (see the README).
+//! one ERROR line, and this instance acts (see docs/operations.md).
 //!
 //! The election is the only writer of the project's [`Role`], kept in the
 //! [`MonitorState`].

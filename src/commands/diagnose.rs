@@ -4,7 +4,7 @@
 //! job counts by status, the jobs stuck by `MONITOR_STUCK_JOB_AFTER` (the
 //! resetter's own condition), and the recommended indexes the database lacks,
 //! each with the statement that creates it. Tables for people, or `--json`
-//! (shape in README.md). Read-only; exit 1 when a project could not be read.
+//! (shape in docs/operations.md). Read-only; exit 1 when a project could not be read.
 
 use std::process::ExitCode;
 use std::time::Duration;

@@ -47,7 +47,7 @@ pub struct DiagnoseArgs {
     #[arg(long = "env", value_name = "NAME")]
     pub env: Option<String>,
 
-    /// One JSON document for scripts instead of tables (shape in README.md)
+    /// One JSON document for scripts instead of tables (shape in docs/operations.md)
     #[arg(long)]
     pub json: bool,
 }
