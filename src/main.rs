@@ -18,15 +18,16 @@ fn main() -> ExitCode {
     if let Err(message) = dotenv::load() {
         return config_error(&ConfigError(message));
     }
+    let env = match config::environment(std::env::vars_os()) {
+        Ok(env) => env,
+        Err(e) => return config_error(&e),
+    };
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Run);
     if let Command::Healthcheck = command {
         // Needs no project, nor logging.
         return healthcheck::run(&cli.settings);
     }
-    let env: Vec<(String, String)> = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect();
     // The demo brings its own database: it needs no configured project.
     let loaded = match command {
         Command::Demo(_) => config::load_without_projects(&cli.settings, &env),

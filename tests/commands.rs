@@ -301,7 +301,7 @@ fn demo_without_postgres_says_what_it_tried_and_how_to_point_elsewhere() {
     );
     assert_eq!(code, 2, "{out}{err}");
     assert!(
-        err.contains("postgres://postgres:***@127.0.0.1:1/postgres"),
+        err.contains("postgres://postgres@127.0.0.1:1/postgres"),
         "{err}"
     );
     assert!(

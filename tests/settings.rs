@@ -99,6 +99,18 @@ const CASES: &[Case] = &[
     ),
     case(&[("DEV_SUPABASE_DB_URL", "")], "DEV_SUPABASE_DB_URL"),
     case(
+        &[("DEV_SUPABASE_DB_URL", "postgres://u:hunter2@x@host/db")],
+        "DEV_SUPABASE_DB_URL holds an `@`",
+    ),
+    case(
+        &[("DEV_SUPABASE_DB_URL", "https://abc.supabase.co")],
+        "DEV_SUPABASE_DB_URL is an HTTPS API URL",
+    ),
+    case(
+        &[("DEV_SUPABASE_DB_URL", "host=h password=hunter2 2")],
+        "DEV_SUPABASE_DB_URL is neither",
+    ),
+    case(
         &[(
             "DEV_SUPABASE_DB_URL",
             "postgres://u:hunter2@h/db?sslmode=sometimes",

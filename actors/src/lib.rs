@@ -25,14 +25,17 @@
 //!   model and its queue);
 //! - the database: [`database`] (the pool and the one way a statement is
 //!   sent), [`sql`] (every statement, one function each, atomic and timed by
-//!   the database's clock), [`project`] and [`tls`] (connection settings),
+//!   the database's clock), [`project`], [`conninfo`] and [`tls`] (connection
+//!   settings),
 //!   [`identifier`] (names written into statements), [`schema`] and
 //!   [`indexes`] (what the statements expect and want);
-//! - [`settings`]: the tunables, already checked.
+//! - [`settings`]: the tunables, already checked; [`spelling`]: the nearest
+//!   known name to a misspelled one.
 
 pub mod alerts;
 pub mod anomaly;
 pub mod check;
+pub mod conninfo;
 pub mod database;
 pub mod environment;
 pub mod fault;
@@ -48,6 +51,7 @@ pub mod report;
 pub mod role;
 pub mod schema;
 pub mod settings;
+pub mod spelling;
 pub mod sql;
 pub mod state;
 pub mod stuck_job_resetter;

@@ -14,6 +14,7 @@ pub mod duration;
 pub mod projects;
 pub mod settings;
 
+use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -75,6 +76,37 @@ impl fmt::Display for ConfigError {
 
 fn bad(var: &str, value: &str, problem: &str, expected: &str) -> ConfigError {
     ConfigError(format!("{var}={value:?} {problem}; expected {expected}"))
+}
+
+/// Whether a variable is one the monitor reads (or may be meant to): a
+/// project's (`*_SUPABASE_*`) or a setting's.
+fn is_ours(name: &str) -> bool {
+    name.contains("SUPABASE")
+        || name.starts_with("MONITOR_")
+        || ["LOG_LEVEL", "LOG_FORMAT", "RUST_LOG", "DEMO_DATABASE_URL"].contains(&name)
+}
+
+/// The environment as text. A variable whose name or value is not valid
+/// UTF-8 is left out, unless it is one of the monitor's: that is an error
+/// naming it (its value is never shown: it may hold a password).
+pub fn environment(
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut env = Vec::new();
+    for (name, value) in vars {
+        let shown_name = name.to_string_lossy().into_owned();
+        match (name.into_string(), value.into_string()) {
+            (Ok(name), Ok(value)) => env.push((name, value)),
+            _ if is_ours(&shown_name) => {
+                return Err(ConfigError(format!(
+                    "{shown_name} is not valid UTF-8 (value not shown); expected text in UTF-8: \
+                     percent-encode other bytes of a password in a connection string (a byte 0xFF as %FF)"
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(env)
 }
 
 /// Reads the settings from `args` and the projects from `env`.

@@ -23,7 +23,6 @@ use actix::Addr;
 use actix_web::dev::ServerHandle;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use registre_actors::project::redact_url;
 use registre_actors::state::{CheckState, ProjectState};
 use registre_actors::{ActorKind, ChildKind, Fault, InjectFault, Project, Supervisor};
 use serde_json::{Value, json};
@@ -39,7 +38,7 @@ struct Shared {
     liveness: Liveness,
     metrics: Metrics,
     supervisor: Addr<Supervisor>,
-    /// Project name -> connection string with the password hidden.
+    /// Project name -> its connection as shown (no password).
     urls: BTreeMap<String, String>,
     fault_injection: bool,
 }
@@ -72,7 +71,7 @@ pub fn serve(
         supervisor,
         urls: projects
             .iter()
-            .map(|p| (p.name.clone(), p.redacted_url.clone()))
+            .map(|p| (p.name.clone(), p.shown.clone()))
             .collect(),
         fault_injection,
     }));
@@ -160,7 +159,7 @@ fn check_json(c: &CheckState, now: Instant) -> Value {
         "lastDurationMs": c.last_duration.as_millis() as u64,
         "lastError": c.last_error.as_ref().map(|e| json!({
             "kind": e.kind(),
-            "message": redact_url(&e.to_string()),
+            "message": e.to_string(),
         })),
     })
 }
@@ -178,7 +177,7 @@ fn project_json(url: Option<&String>, p: &ProjectState, now: Instant) -> Value {
         Some(json!({
             "check": k.name(),
             "kind": e.kind(),
-            "message": redact_url(&e.to_string()),
+            "message": e.to_string(),
         }))
     });
     json!({

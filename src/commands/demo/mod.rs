@@ -111,7 +111,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
                      The demo needs a Postgres server where it may create and drop a database. \
                      Start one locally, or point the demo at one with --database-url URL \
                      or DEMO_DATABASE_URL=URL (default postgres://postgres@127.0.0.1:5432/postgres).",
-                    server.redacted_url
+                    server.shown
                 );
                 return ExitCode::from(EXIT_CANNOT_START);
             }
@@ -119,7 +119,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         println!(
             "Scratch database {} on {} ({} workers, {} jobs; stuck after {}, dead after {}, checks every {})",
             scratch.name.as_str(),
-            server.redacted_url,
+            server.shown,
             args.workers,
             args.jobs,
             duration::show(settings.stuck_job_after),
