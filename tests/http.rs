@@ -153,6 +153,12 @@ fn readyz_lists_projects_never_reached() {
     let (code, body) = get_json(addr, "/readyz");
     assert_eq!(code, 503);
     assert_eq!(body["notReached"], json!(["down"]));
+    let why = body["notReady"]["down"].as_str().unwrap();
+    assert!(
+        why.starts_with("not reached yet: database unreachable"),
+        "{body}"
+    );
+    assert_eq!(body["notReady"].as_object().unwrap().len(), 1, "{body}");
     let (code, body) = get_json(addr, "/healthz");
     assert_eq!(code, 200, "{body}");
     let m = metrics(addr);
@@ -243,6 +249,14 @@ fn status_never_shows_a_password() {
         status["projects"]["down"]["url"], "postgres://postgres@127.0.0.1:1/x",
         "{status}"
     );
+    // Figures people read are rounded: to 0.1 s, Unix time to the ms.
+    let check = &status["projects"]["dev"]["checks"]["HealthReporter"];
+    let decimals = |v: &serde_json::Value| {
+        let text = v.to_string();
+        text.split_once('.').map_or(0, |(_, d)| d.len())
+    };
+    assert!(decimals(&check["lastRunSecondsAgo"]) <= 1, "{check}");
+    assert!(decimals(&check["lastSuccessUnix"]) <= 3, "{check}");
     for path in ["/status", "/metrics", "/readyz", "/healthz"] {
         let (_, body) = get(addr, path);
         assert!(!body.contains("hunter2"), "{path}: {body}");

@@ -35,14 +35,27 @@ impl fmt::Debug for Database {
 }
 
 /// Why a statement did not run, in words an operator can act on.
+///
+/// Some causes pass (a server restarting, a network cut, a lock held too
+/// long) and the checks retry them with backoff; others last until someone
+/// changes the database or the settings ([`DbError::will_not_fix_itself`]):
+/// those make the project not ready (`/readyz`, the `project_healthy` gauge).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbError {
-    /// No connection: refused, timed out, lost, or no such host or database.
+    /// No connection: refused, timed out, lost, or no such host.
     Unreachable(String),
-    /// The server refused our credentials.
+    /// The server has no database of that name (SQLSTATE 3D000).
+    NoDatabase(String),
+    /// The server refused our credentials (SQLSTATE class 28).
     Authentication(String),
-    /// A table, column or type is not what the monitor expects.
+    /// A table, column or type is not what the monitor expects (class 42,
+    /// but for 42501).
     Schema(String),
+    /// The role may not read or write a table it must (42501).
+    Permission(String),
+    /// The database refuses writes: a read-only transaction by default, or
+    /// a replica (25006).
+    ReadOnly(String),
     /// The statement ran past the statement timeout.
     Timeout(String),
     /// Anything else the server or driver reported.
@@ -53,10 +66,24 @@ impl fmt::Display for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DbError::Unreachable(m) => write!(f, "database unreachable: {m}"),
+            DbError::NoDatabase(m) => write!(
+                f,
+                "no such database: {m} (the connection string names a database the server does not have)"
+            ),
             DbError::Authentication(m) => write!(f, "authentication failed: {m}"),
             DbError::Schema(m) => write!(
                 f,
                 "schema problem: {m} (expected the tables and columns of sql/schema.sql)"
+            ),
+            DbError::Permission(m) => write!(
+                f,
+                "insufficient privilege: {m} (the role needs SELECT and UPDATE on extraction_queue and \
+                 worker_status, and SELECT on extraction_status)"
+            ),
+            DbError::ReadOnly(m) => write!(
+                f,
+                "database is read-only: {m} (the monitor writes: connect to the primary, not a \
+                 replica, with default_transaction_read_only off)"
             ),
             DbError::Timeout(m) => write!(f, "timed out: {m}"),
             DbError::Query(m) => write!(f, "query failed: {m}"),
@@ -67,12 +94,15 @@ impl fmt::Display for DbError {
 impl std::error::Error for DbError {}
 
 impl DbError {
-    /// A short label for metrics and `/status`.
+    /// A short label for logs, metrics and `/status`.
     pub fn kind(&self) -> &'static str {
         match self {
             DbError::Unreachable(_) => "unreachable",
+            DbError::NoDatabase(_) => "no_database",
             DbError::Authentication(_) => "authentication",
             DbError::Schema(_) => "schema",
+            DbError::Permission(_) => "permission",
+            DbError::ReadOnly(_) => "read_only",
             DbError::Timeout(_) => "timeout",
             DbError::Query(_) => "query",
         }
@@ -81,7 +111,24 @@ impl DbError {
     /// Whether the project could not be reached at all (as opposed to a
     /// statement that reached it and failed).
     pub fn is_connection(&self) -> bool {
-        matches!(self, DbError::Unreachable(_) | DbError::Authentication(_))
+        matches!(
+            self,
+            DbError::Unreachable(_) | DbError::NoDatabase(_) | DbError::Authentication(_)
+        )
+    }
+
+    /// Whether retrying will not fix it: the schema, a permission, a
+    /// read-only database, the credentials or the database name must change
+    /// first. A check failing so keeps failing, and the project is not ready.
+    pub fn will_not_fix_itself(&self) -> bool {
+        matches!(
+            self,
+            DbError::NoDatabase(_)
+                | DbError::Authentication(_)
+                | DbError::Schema(_)
+                | DbError::Permission(_)
+                | DbError::ReadOnly(_)
+        )
     }
 }
 
@@ -94,11 +141,14 @@ impl From<tokio_postgres::Error> for DbError {
             if db.message().contains("authentication failed") {
                 return DbError::Authentication(msg);
             }
-            return match &code[..2] {
-                "28" => DbError::Authentication(msg),
-                "42" => DbError::Schema(msg),
-                "3D" | "08" | "53" | "57" if code != "57014" => DbError::Unreachable(msg),
-                "57" => DbError::Timeout(msg),
+            return match (code, &code[..2]) {
+                ("42501", _) => DbError::Permission(msg),
+                ("25006", _) => DbError::ReadOnly(msg),
+                ("3D000", _) => DbError::NoDatabase(msg),
+                ("57014", _) => DbError::Timeout(msg),
+                (_, "28") => DbError::Authentication(msg),
+                (_, "42") => DbError::Schema(msg),
+                (_, "08" | "53" | "57") => DbError::Unreachable(msg),
                 _ => DbError::Query(msg),
             };
         }
@@ -197,6 +247,13 @@ impl Database {
         match self.send_json(&client, sql).await {
             Err(SendError::NoAnswer(e)) => {
                 // Never give a connection with a request in flight back.
+                drop(Object::take(client));
+                Err(e)
+            }
+            Err(SendError::Failed(e @ DbError::ReadOnly(_))) => {
+                // A session opened read-only (by default, or on a replica)
+                // stays so: let the next run open a fresh one, which sees
+                // the setting changed or the primary after a failover.
                 drop(Object::take(client));
                 Err(e)
             }

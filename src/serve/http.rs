@@ -5,8 +5,9 @@
 //!
 //! - `GET /healthz`: 200 while the actor tree is alive and every check ticks
 //!   (see [`crate::serve::liveness`]), else 503 with the reasons;
-//! - `GET /readyz`: 200 once every project has been reached at least once,
-//!   else 503 with the projects not reached;
+//! - `GET /readyz`: 200 while every project is ready (reached at least
+//!   once, and no check failing for a reason retrying will not fix), else
+//!   503 naming each project that is not and why;
 //! - `GET /metrics`: Prometheus text ([`crate::serve::metrics`]);
 //! - `GET /status`: a JSON snapshot of every project, without secrets;
 //! - `POST /debug/fault?environment=..&actor=..&fault=panic|hang`: a drill
@@ -121,22 +122,23 @@ async fn healthz(shared: web::Data<Shared>) -> HttpResponse {
 }
 
 async fn readyz(shared: web::Data<Shared>) -> HttpResponse {
-    let not_reached: Vec<String> = shared
-        .liveness
-        .state
-        .snapshot()
-        .into_iter()
+    let snapshot = shared.liveness.state.snapshot();
+    let not_ready: serde_json::Map<String, Value> = snapshot
+        .iter()
+        .filter_map(|(name, p)| Some((name.clone(), Value::String(p.not_ready()?))))
+        .collect();
+    if not_ready.is_empty() {
+        return json_response(StatusCode::OK, json!({ "status": "ready" }));
+    }
+    let not_reached: Vec<&String> = snapshot
+        .iter()
         .filter(|(_, p)| !p.ever_reached)
         .map(|(name, _)| name)
         .collect();
-    if not_reached.is_empty() {
-        json_response(StatusCode::OK, json!({ "status": "ready" }))
-    } else {
-        json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({ "status": "not ready", "notReached": not_reached }),
-        )
-    }
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({ "status": "not ready", "notReady": not_ready, "notReached": not_reached }),
+    )
 }
 
 async fn metrics(shared: web::Data<Shared>) -> HttpResponse {
@@ -145,8 +147,17 @@ async fn metrics(shared: web::Data<Shared>) -> HttpResponse {
         .body(shared.metrics.render())
 }
 
+/// `x` rounded to `decimals` places: what people read needs no more.
+fn round(x: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (x * scale).round() / scale
+}
+
+/// Unix time to the millisecond.
 fn unix_seconds(t: SystemTime) -> Option<f64> {
-    t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs_f64())
+    t.duration_since(UNIX_EPOCH)
+        .ok()
+        .map(|d| round(d.as_secs_f64(), 3))
 }
 
 fn check_json(c: &CheckState, now: Instant) -> Value {
@@ -154,7 +165,7 @@ fn check_json(c: &CheckState, now: Instant) -> Value {
         "runs": c.runs,
         "errors": c.errors,
         "restarts": c.restarts,
-        "lastRunSecondsAgo": c.last_finished.map(|t| now.saturating_duration_since(t).as_secs_f64()),
+        "lastRunSecondsAgo": c.last_finished.map(|t| round(now.saturating_duration_since(t).as_secs_f64(), 1)),
         "lastSuccessUnix": c.last_success.and_then(unix_seconds),
         "lastDurationMs": c.last_duration.as_millis() as u64,
         "lastError": c.last_error.as_ref().map(|e| json!({
@@ -182,6 +193,8 @@ fn project_json(url: Option<&String>, p: &ProjectState, now: Instant) -> Value {
     });
     json!({
         "url": url,
+        "ready": p.not_ready().is_none(),
+        "notReadyReason": p.not_ready(),
         "reachable": p.reachable,
         "everReached": p.ever_reached,
         "counts": p.last_counts,
@@ -214,7 +227,7 @@ async fn status(shared: web::Data<Shared>) -> HttpResponse {
         json!({
             "healthy": problems.is_empty(),
             "problems": problems,
-            "ready": projects.values().all(|p| p["everReached"] == true),
+            "ready": projects.values().all(|p| p["ready"] == true),
             "instance": shared.liveness.settings.instance_id,
             "alerts": shared.liveness.state.alert_counters().map(|c| json!({
                 "sent": c.sent.load(Ordering::Relaxed),
