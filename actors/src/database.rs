@@ -5,16 +5,69 @@
 //! (so it works through PgBouncer and Supavisor in transaction mode), and a
 //! timeout the server enforces. A client-side timeout on top catches a
 //! network that swallows packets; such a connection is thrown away.
+//!
+//! Connections are opened by [`ProjectConnect`], which runs each one (its
+//! opening, and the task that drives it) in the project's scope
+//! ([`current_environment`]): every log line written meanwhile, the
+//! driver's and the pool's included, names the project.
 
 use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{
-    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+    Connect, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
+use futures_util::future::BoxFuture;
+use tokio::task::JoinHandle;
 use tokio_postgres::SimpleQueryMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::project::Project;
+
+tokio::task_local! {
+    /// The project whose database work is being done, for log lines that
+    /// do not say it themselves.
+    static ENVIRONMENT: Arc<str>;
+}
+
+/// The project whose database work the current task is doing, if any: the
+/// logger adds it to lines that lack an `environment` field.
+pub fn current_environment() -> Option<Arc<str>> {
+    ENVIRONMENT.try_with(Arc::clone).ok()
+}
+
+/// Runs `fut` in `project`'s scope (see [`current_environment`]).
+pub fn in_scope<F: Future>(project: Arc<str>, fut: F) -> impl Future<Output = F::Output> {
+    ENVIRONMENT.scope(project, fut)
+}
+
+/// Opens a project's connections: as deadpool's own, but in the project's
+/// scope, and its `Connection error` line names the project.
+pub struct ProjectConnect {
+    pub project: Arc<str>,
+    pub tls: MakeRustlsConnect,
+}
+
+impl Connect for ProjectConnect {
+    fn connect(
+        &self,
+        pg: &tokio_postgres::Config,
+    ) -> BoxFuture<'_, Result<(tokio_postgres::Client, JoinHandle<()>), tokio_postgres::Error>>
+    {
+        let (pg, tls, project) = (pg.clone(), self.tls.clone(), self.project.clone());
+        Box::pin(in_scope(project.clone(), async move {
+            let (client, connection) = pg.connect(tls).await?;
+            let driver = in_scope(project.clone(), async move {
+                if let Err(e) = connection.await {
+                    log::warn!(environment = &*project; "Connection error: {}", cause_chain(&e));
+                }
+            });
+            Ok((client, tokio::spawn(driver)))
+        }))
+    }
+}
 
 /// At most this many connections per project: the checks take turns; with
 /// the leader election on, one of them is the election's own session.
@@ -23,6 +76,8 @@ pub const MAX_CONNECTIONS: usize = 2;
 /// A project's database, as the checks use it.
 #[derive(Clone)]
 pub struct Database {
+    /// The project's name, the scope its work runs in.
+    project: Arc<str>,
     pool: Pool,
     connect_timeout: Duration,
     statement_timeout: Duration,
@@ -213,9 +268,14 @@ impl Database {
         if pg.get_application_name().is_none() {
             pg.application_name("registre-monitor");
         }
-        let manager = Manager::from_config(
+        let name: Arc<str> = project.name.as_str().into();
+        let connect = ProjectConnect {
+            project: name.clone(),
+            tls: project.tls.connector(),
+        };
+        let manager = Manager::from_connect(
             pg,
-            project.tls.connector(),
+            connect,
             // A killed backend closes its socket, which `Fast` notices; it
             // costs no round trip per checkout, unlike `Verified`.
             ManagerConfig {
@@ -230,6 +290,7 @@ impl Database {
             .build()
             .expect("a pool with a runtime and timeouts always builds");
         Database {
+            project: name,
             pool,
             connect_timeout,
             statement_timeout,
@@ -240,6 +301,13 @@ impl Database {
     /// column) and parses it. `sql` must hold no secret: it may be logged at
     /// debug level.
     pub async fn query_json<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+    ) -> Result<T, DbError> {
+        in_scope(self.project.clone(), self.query_json_pooled(sql)).await
+    }
+
+    async fn query_json_pooled<T: serde::de::DeserializeOwned>(
         &self,
         sql: &str,
     ) -> Result<T, DbError> {
@@ -266,7 +334,8 @@ impl Database {
     /// its own (for a session-level lock). Dropping it closes it, and the
     /// pool may then open another.
     pub async fn dedicated(&self) -> Result<deadpool_postgres::ClientWrapper, DbError> {
-        Ok(Object::take(self.pool.get().await?))
+        let get = in_scope(self.project.clone(), self.pool.get());
+        Ok(Object::take(get.await?))
     }
 
     /// [`Database::query_json`] on a dedicated session. A session that gave
@@ -276,7 +345,7 @@ impl Database {
         client: &tokio_postgres::Client,
         sql: &str,
     ) -> Result<T, DbError> {
-        match self.send_json(client, sql).await {
+        match in_scope(self.project.clone(), self.send_json(client, sql)).await {
             Err(SendError::NoAnswer(e)) | Err(SendError::Failed(e)) => Err(e),
             Ok(value) => Ok(value),
         }

@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod dotenv;
 pub mod duration;
+pub mod names;
 pub mod projects;
 pub mod settings;
 
@@ -109,33 +110,57 @@ pub fn environment(
     Ok(env)
 }
 
-/// Reads the settings from `args` and the projects from `env`.
-pub fn load(args: &SettingsArgs, env: &[(String, String)]) -> Result<Config, ConfigError> {
+/// What the configuration is loaded for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `run`: projects, every setting, the thresholds checked against the
+    /// check interval.
+    Monitor,
+    /// `check`, `diagnose`, `reset-stuck-jobs`: projects, and the settings
+    /// the subcommand takes.
+    Command,
+    /// The demo, which brings its own database: no `<NAME>_SUPABASE_DB_URL`
+    /// is needed and any is ignored.
+    Demo,
+}
+
+/// Reads the settings from `args` and, but for the demo, the projects
+/// from `env`, with warnings for variables that look misspelled.
+pub fn load(
+    args: &SettingsArgs,
+    env: &[(String, String)],
+    purpose: Purpose,
+) -> Result<Config, ConfigError> {
     let log = log_settings(args, env)?;
-    let settings = Arc::new(settings::settings(args)?);
+    let settings = settings::settings(args)?;
+    if purpose == Purpose::Monitor {
+        settings::check_thresholds(&settings)?;
+    }
     let http = http_settings(args)?;
-    let (projects, warnings) = projects::projects(env)?;
+    if purpose == Purpose::Demo {
+        return Ok(Config {
+            projects: Vec::new(),
+            settings: Arc::new(settings),
+            log,
+            http,
+            warnings: Vec::new(),
+        });
+    }
+    let misspelled = names::misspelled(env, &cli::Cli::variables());
+    let (projects, mut warnings) = projects::projects(env).map_err(|e| {
+        // A misspelled project variable is often why none is found.
+        match misspelled.is_empty() {
+            true => e,
+            false => ConfigError(format!("{e} ({})", misspelled.join("; "))),
+        }
+    })?;
+    warnings.extend(misspelled);
     Ok(Config {
         projects,
-        settings,
+        settings: Arc::new(settings),
         log,
         http,
         warnings,
-    })
-}
-
-/// As [`load`], for a command that brings its own project (the demo): no
-/// `<NAME>_SUPABASE_DB_URL` is needed and any is ignored.
-pub fn load_without_projects(
-    args: &SettingsArgs,
-    env: &[(String, String)],
-) -> Result<Config, ConfigError> {
-    Ok(Config {
-        projects: Vec::new(),
-        settings: Arc::new(settings::settings(args)?),
-        log: log_settings(args, env)?,
-        http: http_settings(args)?,
-        warnings: Vec::new(),
     })
 }
 
@@ -159,10 +184,16 @@ pub fn select_projects(
     Ok(projects.into_iter().filter(|p| p.name == wanted).collect())
 }
 
+/// Whether JSON logs were asked for (`LOG_FORMAT=json`): then start-up
+/// errors are JSON too, even when `LOG_FORMAT` is all that was right.
+pub fn wants_json(args: &SettingsArgs) -> bool {
+    args.log.log_format.as_deref().map(str::trim) == Some("json")
+}
+
 /// Reads `MONITOR_HTTP_ADDR` and `MONITOR_ENABLE_FAULT_INJECTION`; needs no
 /// project, so `healthcheck` can use it alone.
 pub fn http_settings(args: &SettingsArgs) -> Result<HttpSettings, ConfigError> {
-    let addr = match args.http_addr.as_deref().map(str::trim) {
+    let addr = match args.monitor.http_addr.as_deref().map(str::trim) {
         Some("off") => None,
         text => {
             let text = text.unwrap_or(HttpSettings::ADDR_DEFAULT);
@@ -176,7 +207,7 @@ pub fn http_settings(args: &SettingsArgs) -> Result<HttpSettings, ConfigError> {
             })?)
         }
     };
-    let fault_injection = match &args.enable_fault_injection {
+    let fault_injection = match &args.monitor.enable_fault_injection {
         None => false,
         Some(text) => settings::boolean("MONITOR_ENABLE_FAULT_INJECTION", text)?,
     };
@@ -188,6 +219,7 @@ pub fn http_settings(args: &SettingsArgs) -> Result<HttpSettings, ConfigError> {
 
 fn log_settings(args: &SettingsArgs, env: &[(String, String)]) -> Result<LogSettings, ConfigError> {
     let level = match args
+        .log
         .log_level
         .as_deref()
         .map(|l| l.trim().to_ascii_lowercase())
@@ -200,7 +232,7 @@ fn log_settings(args: &SettingsArgs, env: &[(String, String)]) -> Result<LogSett
             "debug" => LevelFilter::Debug,
             "trace" => LevelFilter::Trace,
             _ => {
-                let raw = args.log_level.as_deref().unwrap_or_default();
+                let raw = args.log.log_level.as_deref().unwrap_or_default();
                 return Err(bad(
                     "LOG_LEVEL",
                     raw,
@@ -210,7 +242,7 @@ fn log_settings(args: &SettingsArgs, env: &[(String, String)]) -> Result<LogSett
             }
         },
     };
-    let format = match args.log_format.as_deref().map(str::trim) {
+    let format = match args.log.log_format.as_deref().map(str::trim) {
         None | Some("text") => LogFormat::Text,
         Some("json") => LogFormat::Json,
         Some(other) => {
@@ -245,7 +277,7 @@ mod tests {
                 std::iter::once("registre-monitor").chain(args.iter().copied()),
             )
             .unwrap();
-            http_settings(&cli.settings)
+            http_settings(&cli.into_command().settings())
         };
         // Flags win over the variables; the defaults only show without them.
         if std::env::var_os("MONITOR_HTTP_ADDR").is_none() {

@@ -100,7 +100,19 @@ pub fn run(args: DemoArgs) -> ExitCode {
         let interrupt = CancellationToken::new();
         let on_signal = interrupt.clone();
         actix_rt::spawn(async move {
-            crate::serve::shutdown_signal().await;
+            // A closed terminal (SIGHUP) ends the demo as Ctrl-C does: the
+            // scratch database is still dropped.
+            let hangup = async {
+                use tokio::signal::unix::{SignalKind, signal};
+                match signal(SignalKind::hangup()) {
+                    Ok(mut s) => s.recv().await,
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = crate::serve::shutdown_signal() => {}
+                _ = hangup => {}
+            }
             on_signal.cancel();
         });
         let scratch = match Scratch::create(&server, settings.connect_timeout).await {
