@@ -41,7 +41,7 @@ fn stale_jobs_are_reset_and_fresh_ones_left_alone() {
     let jobs = line["jobs"].as_array().unwrap();
     let ids: Vec<&str> = jobs.iter().map(|j| j["id"].as_str().unwrap()).collect();
     assert!(
-        ids.contains(&&stale[..8]) && ids.contains(&&no_start[..8]),
+        ids.contains(&stale.as_str()) && ids.contains(&no_start.as_str()),
         "{line}"
     );
     assert!(
@@ -165,7 +165,7 @@ fn a_worker_dead_in_one_project_frees_its_jobs_in_another() {
         WAIT,
     );
     assert_eq!(freed[0]["count"], 1);
-    assert_eq!(freed[0]["jobs"][0]["id"], &held[..8]);
+    assert_eq!(freed[0]["jobs"][0]["id"], held.as_str());
     assert_eq!(other.job_status(&held), 1);
     assert_eq!(other.job_status(&someone_else), 2);
 }

@@ -187,7 +187,7 @@ fn project_tables(out: &mut String, p: &ProjectReport, style: Style) {
                         w.heartbeat_age_seconds
                             .map_or("never".into(), |s| format!("{} ago", table::age(s))),
                     ),
-                    cell(w.current_job.as_deref().map_or("-", table::short_id)),
+                    cell(w.current_job.as_deref().unwrap_or("-")),
                     cell(w.jobs_completed.map_or("-".into(), |n| n.to_string())),
                     cell(w.jobs_failed.map_or("-".into(), |n| n.to_string())),
                     if w.alive {
