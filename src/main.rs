@@ -20,17 +20,18 @@ fn main() -> ExitCode {
     if let Err(message) = dotenv::load() {
         return config_error(json_asked, &ConfigError(message));
     }
-    let env = match config::environment(std::env::vars_os()) {
-        Ok(env) => env,
-        Err(e) => return config_error(json_asked, &e),
-    };
+    let env = config::environment(std::env::vars_os());
     let command = Cli::parse().into_command();
     let args = command.settings();
     if let Command::Healthcheck(_) = command {
-        // Needs no project, nor logging.
+        // Needs no project, nor logging; exits 0 or 1 only (docker's rule).
         return healthcheck::run(&args);
     }
     let json = config::wants_json(&args);
+    let env = match env {
+        Ok(env) => env,
+        Err(e) => return config_error(json, &e),
+    };
     let purpose = match command {
         Command::Run(_) => Purpose::Monitor,
         Command::Demo(_) => Purpose::Demo,
