@@ -14,6 +14,7 @@ use actix::WeakRecipient;
 use actix::prelude::*;
 
 use crate::database::{Database, MAX_CONNECTIONS};
+use crate::events::Event;
 use crate::features::Features;
 use crate::health_reporter::HealthReporter;
 use crate::leader::{LeaderElection, Role, SharedRole};
@@ -224,6 +225,11 @@ impl Handler<Exited<ChildKind>> for Environment {
             restartInMs = delay.as_millis() as u64;
             "🔁 {} stopped unexpectedly; restarting it", kind.name()
         );
+        self.state.event(Event::new(
+            &self.project.name,
+            "restart",
+            format!("🔁 {} stopped unexpectedly; restarting it", kind.name()),
+        ));
         ctx.run_later(delay, move |act, ctx| {
             act.start_child(kind, Duration::ZERO, ctx)
         });

@@ -15,6 +15,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::alerts::Alert;
 use crate::database::{Database, DbError};
+use crate::events::Event;
 use crate::leader::SharedRole;
 use crate::settings::Settings;
 use crate::sql::{self, HealthCounts};
@@ -98,6 +99,7 @@ impl Check for HealthReporter {
     fn on_success(&mut self, counts: HealthCounts, cx: &RunContext<'_>) {
         cx.state
             .update(cx.project, |p| p.last_counts = Some(counts));
+        cx.state.counted(cx.project, &counts);
         let now = Instant::now();
         let every = cx.settings.health_log_every;
         if self.next_status_line.is_none_or(|due| now >= due) {
@@ -151,6 +153,8 @@ impl HealthReporter {
                         warn_anomaly(anomaly, counts, fleet.unwrap_or(0), cx);
                     }
                     if !quiet && last.is_none() {
+                        cx.state
+                            .event(Event::new(cx.project, "anomaly", anomaly.message()));
                         let text = format!("[{}] {}", cx.project, anomaly.message());
                         cx.state.alert(
                             Alert::new(cx.project, "anomaly", text)
@@ -171,6 +175,11 @@ impl HealthReporter {
                     let what = anomaly.message().trim_start_matches("⚠️").trim();
                     log::info!(environment = cx.project, anomaly = anomaly.name();
                         "✅ Anomaly cleared: {what}");
+                    cx.state.event(Event::new(
+                        cx.project,
+                        "anomaly_cleared",
+                        format!("✅ Anomaly cleared: {what}"),
+                    ));
                     cx.state.alert(
                         Alert::new(
                             cx.project,

@@ -26,6 +26,7 @@ use std::time::Duration;
 use futures_util::future::LocalBoxFuture;
 
 use crate::database::{Database, DbError};
+use crate::events::Event;
 use crate::settings::Settings;
 use crate::sql::{self, Leadership};
 use crate::ticker::{Check, ChildKind, RunContext};
@@ -182,6 +183,11 @@ impl Check for LeaderElection {
             if before != ACTING {
                 self.role.set(ACTING);
                 log::info!(environment = env, instance = instance; "👑 Acting for environment");
+                cx.state.event(Event::new(
+                    env,
+                    "leadership",
+                    format!("👑 Acting for environment ({instance})"),
+                ));
             }
             cx.state.update(env, |p| {
                 p.role = Some("acting".into());
@@ -193,6 +199,14 @@ impl Check for LeaderElection {
                 log::info!(environment = env, instance = instance,
                     actingInstance = holder.as_deref().unwrap_or("unknown");
                     "💤 Standing by: another instance acts for environment");
+                cx.state.event(Event::new(
+                    env,
+                    "leadership",
+                    format!(
+                        "💤 Standing by: {} acts",
+                        holder.as_deref().unwrap_or("another instance")
+                    ),
+                ));
             }
             cx.state.update(env, |p| {
                 p.role = Some("standby".into());

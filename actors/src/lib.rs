@@ -13,14 +13,17 @@
 //! - [`HealthReporter`]: counts workers and jobs, logs them, warns on anomalies.
 //!
 //! Every statement is in [`sql`], one function each, atomic and timed by the
-//! database's clock. What the tree knows of itself is in [`MonitorState`];
-//! alerts leave through [`alerts`].
+//! database's clock. What the tree knows of itself is in [`MonitorState`],
+//! with its [`history`] and [`events`] timeline for the dashboard; alerts
+//! leave through [`alerts`].
 
 pub mod alerts;
 pub mod database;
 pub mod environment;
+pub mod events;
 pub mod features;
 pub mod health_reporter;
+pub mod history;
 pub mod indexes;
 pub mod leader;
 pub mod project;

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::alerts::{Alert, AlertCounters, AlertSink};
 use crate::database::DbError;
+use crate::events::Timeline;
+use crate::history::History;
 use crate::sql::HealthCounts;
 use crate::ticker::ChildKind;
 
@@ -110,6 +112,9 @@ pub struct MonitorState {
     inner: Arc<Mutex<BTreeMap<String, ProjectState>>>,
     /// Where alerts go, once set up (none without a webhook).
     alerts: Arc<OnceLock<AlertSink>>,
+    /// Counts over time and the timeline, for the dashboard (bounded).
+    pub(crate) history: Arc<History>,
+    pub(crate) timeline: Arc<Timeline>,
 }
 
 impl MonitorState {

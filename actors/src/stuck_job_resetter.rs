@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::alerts::Alert;
 use crate::database::{Database, DbError};
+use crate::events::Event;
 use crate::features::Features;
 use crate::leader::SharedRole;
 use crate::settings::Settings;
@@ -123,6 +124,8 @@ impl Check for StuckJobResetter {
                 jobs:serde = summarize(jobs);
                 "{message}"
             );
+            cx.state
+                .event(Event::new(cx.project, kind, message).jobs(jobs));
             alert_batch(cx, kind, message, jobs);
         }
     }

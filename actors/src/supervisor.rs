@@ -10,6 +10,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::environment::{Environment, InjectEnvironmentFault, ReleaseForeignDeaths};
+use crate::events::Event;
 use crate::project::Project;
 use crate::settings::Settings;
 use crate::state::MonitorState;
@@ -90,6 +91,11 @@ impl Handler<Exited<String>> for Supervisor {
         self.state.restarted(&name, "Environment");
         log::error!(environment = name.as_str(), actor = "Environment", restartInMs = delay.as_millis() as u64;
             "🔁 Environment stopped unexpectedly; restarting it");
+        self.state.event(Event::new(
+            &name,
+            "restart",
+            "🔁 Environment stopped unexpectedly; restarting it",
+        ));
         ctx.run_later(delay, move |act, ctx| act.start_environment(&name, ctx));
     }
 }

@@ -14,6 +14,8 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::alerts::Alert;
 use crate::database::{Database, DbError};
+use crate::events::Event;
+use crate::project::redact_url;
 use crate::settings::Settings;
 use crate::state::{FailureNews, MonitorState};
 use crate::supervision::{ExitNotice, Stop};
@@ -142,6 +144,11 @@ impl<C: Check> Ticker<C> {
                 if self.state.run_succeeded(&self.project, check, took) {
                     log::info!(environment = self.project.as_str(), check = check;
                         "✅ Environment healthy again: checks succeed");
+                    self.state.event(Event::new(
+                        &self.project,
+                        "recovered",
+                        "✅ Environment healthy again: checks succeed",
+                    ));
                     self.state.alert(Alert::new(
                         &self.project,
                         "recovered",
@@ -173,6 +180,11 @@ impl<C: Check> Ticker<C> {
                         } else {
                             "failing"
                         };
+                        self.state.event(Event::new(
+                            &self.project,
+                            kind,
+                            format!("❌ Error in {check}: {}", redact_url(&text)),
+                        ));
                         self.state.alert(
                             Alert::new(
                                 &self.project,

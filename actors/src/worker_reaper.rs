@@ -16,6 +16,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::alerts::Alert;
 use crate::database::{Database, DbError};
+use crate::events::Event;
 use crate::features::Features;
 use crate::leader::{Role, SharedRole};
 use crate::settings::Settings;
@@ -134,6 +135,11 @@ impl Check for WorkerReaper {
                 releasedJobs:serde = summarize(&local);
                 "💀 Cleaned up dead workers"
             );
+            cx.state.event(
+                Event::new(cx.project, "workers_reaped", "💀 Cleaned up dead workers")
+                    .workers(&reaped.dead)
+                    .jobs(&local),
+            );
             if reaped.dead.len() as u64 >= cx.settings.alert_min_resets {
                 let text = format!(
                     "[{}] 💀 Cleaned up dead workers: {}",
@@ -174,6 +180,14 @@ impl Check for WorkerReaper {
                 workers:serde = workers,
                 jobs:serde = summarize(&elsewhere);
                 "💀 Released jobs of workers found dead in another environment"
+            );
+            cx.state.event(
+                Event::new(
+                    cx.project,
+                    "jobs_released",
+                    "💀 Released jobs of workers found dead in another environment",
+                )
+                .jobs(&elsewhere),
             );
             alert_batch(
                 cx,
