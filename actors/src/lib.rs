@@ -14,8 +14,8 @@
 //!
 //! Every statement is in [`sql`], one function each, atomic and timed by the
 //! database's clock. What the tree knows of itself is in [`MonitorState`],
-//! with its [`history`] and [`events`] timeline for the dashboard; alerts
-//! leave through [`alerts`].
+//! with its [`history`] and [`events`] timeline for the dashboard (whose own
+//! statements are in [`sql_dashboard`]); alerts leave through [`alerts`].
 
 pub mod alerts;
 pub mod database;
@@ -30,6 +30,7 @@ pub mod project;
 pub mod schema;
 pub mod settings;
 pub mod sql;
+pub mod sql_dashboard;
 pub mod state;
 pub mod stuck_job_resetter;
 pub mod supervision;
