@@ -16,6 +16,7 @@ use registre_actors::settings::{LeaderElection, WebhookUrl};
 use registre_actors::{Project, Settings};
 
 use crate::cli::SettingsArgs;
+use crate::dashboard::auth::{Access, Secret};
 use crate::duration;
 
 /// The variable suffix that names a project's Postgres connection string.
@@ -55,6 +56,8 @@ pub struct HttpSettings {
     pub addr: Option<SocketAddr>,
     /// Whether `POST /debug/fault` (a drill hook) is served.
     pub fault_injection: bool,
+    /// The dashboard's tokens (`MONITOR_HTTP_TOKEN`, `MONITOR_ADMIN_TOKEN`).
+    pub access: Access,
 }
 
 impl HttpSettings {
@@ -370,7 +373,30 @@ pub fn http_settings(args: &SettingsArgs) -> Result<HttpSettings, ConfigError> {
     Ok(HttpSettings {
         addr,
         fault_injection,
+        access: access_settings(args)?,
     })
+}
+
+/// The dashboard's tokens: secrets, never repeated in an error.
+fn access_settings(args: &SettingsArgs) -> Result<Access, ConfigError> {
+    let token = |var: &str, value: &Option<String>| {
+        value
+            .as_deref()
+            .map_or(Ok(None), |v| Secret::parse(var, v))
+            .map_err(ConfigError)
+    };
+    let access = Access {
+        view_token: token("MONITOR_HTTP_TOKEN", &args.http_token)?,
+        admin_token: token("MONITOR_ADMIN_TOKEN", &args.admin_token)?,
+    };
+    if access.view_token.is_some() && access.view_token == access.admin_token {
+        return Err(ConfigError(
+            "MONITOR_ADMIN_TOKEN (value hidden) is the same as MONITOR_HTTP_TOKEN; expected two different \
+             secrets (the admin token also lets its holder view)"
+                .into(),
+        ));
+    }
+    Ok(access)
 }
 
 fn log_settings(args: &SettingsArgs, env: &[(String, String)]) -> Result<LogSettings, ConfigError> {

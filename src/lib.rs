@@ -5,6 +5,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod demo;
 pub mod diagnose;
 pub mod dotenv;

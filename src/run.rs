@@ -63,7 +63,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
                     liveness.clone(),
                     supervisor.clone(),
                     &config.projects,
-                    config.http.fault_injection,
+                    &config.http,
                 );
                 match served {
                     Ok(handle) => {

@@ -125,6 +125,9 @@ pub struct FailedGroup {
     pub message: Option<String>,
     pub count: u64,
     pub first_seen: String,
+    /// Seconds since the first and the last failure (database clock).
+    pub first_seen_ago: i64,
+    pub last_seen_ago: i64,
     /// Exactly as stored: retrying the group retries the jobs failed up to
     /// this moment, not those that failed after the page was drawn.
     pub last_seen: String,
@@ -225,7 +228,9 @@ pub fn live_read_sql(j: &Judging) -> String {
             'longJobsCount', (SELECT count(*) FROM extraction_queue WHERE {long}),
             'failedGroups', (SELECT coalesce(json_agg(json_build_object(
                     'key', key, 'message', message, 'count', n,
-                    'firstSeen', first_seen, 'lastSeen', last_seen, 'jobs', jobs)
+                    'firstSeen', first_seen, 'lastSeen', last_seen, 'jobs', jobs,
+                    'firstSeenAgo', floor(extract(epoch FROM now() - first_seen))::bigint,
+                    'lastSeenAgo', floor(extract(epoch FROM now() - last_seen))::bigint)
                   ORDER BY n DESC, last_seen DESC, key), '[]')
                 FROM groups),
             'failedGroupsCount', (SELECT count(DISTINCT key) FROM failed),
@@ -248,10 +253,10 @@ pub struct ChangedJob {
     pub id: String,
     pub doc: String,
     /// The worker that held it, for a job taken from a worker.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
     /// How long it had been processing, for a job taken from a worker.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds: Option<i64>,
 }
 
