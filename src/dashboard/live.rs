@@ -281,3 +281,30 @@ fn fresh(reader: &Reader) -> Option<Snapshot> {
         .filter(|s| s.at.elapsed() < REFRESH)
         .cloned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pool opened for a look is closed a minute after the last use, and
+    /// never while a stream is open.
+    #[actix_rt::test]
+    async fn idle_pools_close_unless_someone_looks() {
+        let project = Project::parse("dev", "postgres://u@127.0.0.1:1/x").unwrap();
+        let live = Arc::new(Live::new(&[project], &Settings::default()));
+        assert_eq!(live.open_pools(), 0, "nothing is opened before a look");
+        assert!(live.database("dev").is_some());
+        assert!(live.database("nope").is_none());
+        assert_eq!(live.open_pools(), 1);
+        live.sweep(Instant::now() + IDLE_CLOSE / 2);
+        assert_eq!(live.open_pools(), 1);
+        let viewer = live.viewer();
+        assert_eq!(live.viewers(), 1);
+        live.sweep(Instant::now() + IDLE_CLOSE * 2);
+        assert_eq!(live.open_pools(), 1, "a viewer keeps it");
+        drop(viewer);
+        assert_eq!(live.viewers(), 0);
+        live.sweep(Instant::now() + IDLE_CLOSE * 2);
+        assert_eq!(live.open_pools(), 0);
+    }
+}
