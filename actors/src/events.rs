@@ -5,11 +5,12 @@
 //! projects unreachable and back, anomalies started and cleared) and the
 //! changes of the tree itself (leadership, actor restarts, actions taken
 //! from the dashboard) become an [`Event`] here, through one
-//! [`MonitorState::event`] call where it happens. The timeline is a ring of
-//! [`TIMELINE_CAPACITY`] events for the whole monitor, whatever the number
-//! of projects; each event keeps at most [`JOBS_PER_EVENT`] jobs and short
-//! texts, so its memory is bounded too. Watchers (the dashboard's event
-//! stream) are woken through a `watch` channel when an event arrives.
+//! [`MonitorState::event`] call where it happens. The timeline is a ring for
+//! the whole monitor, whatever the number of projects: at most
+//! [`TIMELINE_CAPACITY`] events and [`TIMELINE_BUDGET_BYTES`] of them (the
+//! oldest go first); each event keeps at most [`JOBS_PER_EVENT`] jobs and
+//! short texts. Watchers (the dashboard's event stream) are woken through a
+//! `watch` channel when an event arrives.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -25,6 +26,10 @@ use crate::state::MonitorState;
 
 /// Events kept, all projects together (the oldest go first).
 pub const TIMELINE_CAPACITY: usize = 1000;
+/// Memory the kept events may hold, all together (the oldest go first):
+/// 1,000 events of one job take about 350 KiB; this holds 115 of the
+/// largest (`actors/tests/history_memory.rs`).
+pub const TIMELINE_BUDGET_BYTES: usize = 1 << 20;
 /// Jobs listed in one event; `count` says how many there were.
 pub const JOBS_PER_EVENT: usize = 10;
 /// Workers listed in one event.
@@ -164,12 +169,32 @@ impl Event {
         self.count = n;
         self
     }
+
+    /// The memory the event holds: itself and what it points to.
+    pub fn weight(&self) -> usize {
+        let jobs: usize = self
+            .jobs
+            .iter()
+            .map(|j| {
+                j.id.capacity() + j.doc.capacity() + j.worker.as_ref().map_or(0, String::capacity)
+            })
+            .sum();
+        let workers: usize = self.workers.iter().map(String::capacity).sum();
+        std::mem::size_of::<Event>()
+            + self.project.capacity()
+            + self.text.capacity()
+            + self.jobs.capacity() * std::mem::size_of::<EventJob>()
+            + jobs
+            + self.workers.capacity() * std::mem::size_of::<String>()
+            + workers
+    }
 }
 
 /// The ring of events and its watchers.
 #[derive(Debug)]
 pub struct Timeline {
-    ring: Mutex<VecDeque<Event>>,
+    /// The events, and the sum of their weights.
+    ring: Mutex<(VecDeque<Event>, usize)>,
     last_seq: AtomicU64,
     /// The last event's `seq`, for whoever waits for news.
     changed: watch::Sender<u64>,
@@ -178,7 +203,7 @@ pub struct Timeline {
 impl Default for Timeline {
     fn default() -> Self {
         Timeline {
-            ring: Mutex::new(VecDeque::new()),
+            ring: Mutex::new((VecDeque::new(), 0)),
             last_seq: AtomicU64::new(0),
             changed: watch::channel(0).0,
         }
@@ -186,7 +211,8 @@ impl Default for Timeline {
 }
 
 impl Timeline {
-    /// Adds `event` (stamped now), dropping the oldest past the capacity.
+    /// Adds `event` (stamped now), dropping the oldest past the capacity or
+    /// the budget.
     pub fn push(&self, event: Event) {
         let at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -197,13 +223,20 @@ impl Timeline {
     /// [`Timeline::push`] with the time given (tests).
     pub fn push_at(&self, mut event: Event, at_ms: u64) {
         let seq = {
-            let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+            let mut guard = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+            let (ring, bytes) = &mut *guard;
             let seq = self.last_seq.fetch_add(1, Ordering::SeqCst) + 1;
             event.seq = seq;
             event.at_ms = at_ms;
-            if ring.len() >= TIMELINE_CAPACITY {
-                ring.pop_front();
+            let weight = event.weight();
+            while ring.len() >= TIMELINE_CAPACITY
+                || (!ring.is_empty() && *bytes + weight > TIMELINE_BUDGET_BYTES)
+            {
+                if let Some(old) = ring.pop_front() {
+                    *bytes -= old.weight();
+                }
             }
+            *bytes += weight;
             ring.push_back(event);
             seq
         };
@@ -212,8 +245,10 @@ impl Timeline {
 
     /// Up to `limit` events that `keep` accepts, newest first.
     pub fn recent(&self, limit: usize, keep: impl Fn(&Event) -> bool) -> Vec<Event> {
-        let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
-        ring.iter()
+        let guard = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        guard
+            .0
+            .iter()
             .rev()
             .filter(|e| keep(e))
             .take(limit)
@@ -223,11 +258,16 @@ impl Timeline {
 
     /// Events held now.
     pub fn len(&self) -> usize {
-        self.ring.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.ring.lock().unwrap_or_else(|e| e.into_inner()).0.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// What the kept events weigh ([`Event::weight`]), all together.
+    pub fn bytes(&self) -> usize {
+        self.ring.lock().unwrap_or_else(|e| e.into_inner()).1
     }
 
     /// The `seq` of the newest event (0: none yet).
@@ -276,6 +316,14 @@ mod tests {
     #[test]
     fn the_ring_keeps_the_newest_and_bounds_each_event() {
         let t = Timeline::default();
+        for i in 0..(TIMELINE_CAPACITY + 5) {
+            t.push_at(Event::new("dev", "anomaly", "x").count(1), i as u64);
+        }
+        assert_eq!(t.len(), TIMELINE_CAPACITY);
+        assert_eq!(t.recent(1, |_| true)[0].seq, (TIMELINE_CAPACITY + 5) as u64);
+        assert_eq!(t.recent(usize::MAX, |_| true).pop().unwrap().seq, 6);
+
+        // The largest events: the budget, not the count, bounds them.
         let jobs: Vec<ReleasedJob> = (0..50).map(job).collect();
         for i in 0..(TIMELINE_CAPACITY + 5) {
             t.push_at(
@@ -283,9 +331,10 @@ mod tests {
                 i as u64,
             );
         }
-        assert_eq!(t.len(), TIMELINE_CAPACITY);
+        assert!(t.len() < TIMELINE_CAPACITY / 2, "{}", t.len());
+        assert!(t.bytes() <= TIMELINE_BUDGET_BYTES);
         let newest = t.recent(3, |_| true);
-        assert_eq!(newest[0].seq, (TIMELINE_CAPACITY + 5) as u64);
+        assert_eq!(newest[0].seq, 2 * (TIMELINE_CAPACITY + 5) as u64);
         assert_eq!(newest[0].count, 50);
         assert_eq!(newest[0].jobs.len(), JOBS_PER_EVENT);
         assert_eq!(newest[0].text.chars().count(), TEXT_MAX_CHARS + 1);
@@ -293,8 +342,6 @@ mod tests {
             newest[0].jobs[0].worker.as_ref().unwrap().chars().count(),
             FIELD_MAX_CHARS + 1
         );
-        let oldest = t.recent(usize::MAX, |_| true).pop().unwrap();
-        assert_eq!(oldest.seq, 6);
     }
 
     #[test]
