@@ -354,7 +354,12 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Why a request looks made by another site, if it does: a browser says so
-/// in `Sec-Fetch-Site`, and its `Origin` names the page that sent it.
+/// in `Sec-Fetch-Site`, and its `Origin` names the page that sent it. Under
+/// `Referrer-Policy: no-referrer` browsers send `Origin: null` even for the
+/// page's own requests, so `null` says nothing and `Sec-Fetch-Site` (sent
+/// by every current browser) decides; a request with neither (a script, or
+/// a very old browser) still needs the bearer token, or the `SameSite=Strict`
+/// cookie and the CSRF token, to act.
 pub fn cross_site(headers: &HeaderMap) -> Option<&'static str> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(site) = text("sec-fetch-site")
@@ -363,7 +368,7 @@ pub fn cross_site(headers: &HeaderMap) -> Option<&'static str> {
     {
         return Some("cross-site request refused (Sec-Fetch-Site)");
     }
-    if let Some(origin) = text("origin") {
+    if let Some(origin) = text("origin").filter(|o| *o != "null") {
         let host = text("host").unwrap_or_default();
         let same = origin
             .strip_prefix("http://")
@@ -573,6 +578,19 @@ mod tests {
             .insert_header(("Sec-Fetch-Site", "cross-site"))
             .insert_header(("Authorization", "Bearer admin-token-0123456789"));
         assert_eq!(status(evil), 403, "cross-site, even with the token");
+        let evil = TestRequest::post()
+            .insert_header(("Origin", "null"))
+            .insert_header(("Sec-Fetch-Site", "cross-site"))
+            .insert_header(("Authorization", "Bearer admin-token-0123456789"));
+        assert_eq!(status(evil), 403, "a hidden origin, cross-site");
+        // What a browser sends for the page's own request under no-referrer.
+        let own = TestRequest::post()
+            .insert_header(("Host", "127.0.0.1:9464"))
+            .insert_header(("Origin", "null"))
+            .insert_header(("Sec-Fetch-Site", "same-origin"))
+            .insert_header(("Cookie", cookie.clone()))
+            .insert_header(("X-CSRF-Token", csrf.clone()));
+        assert_eq!(status(own), 200);
 
         let off = Auth::new(Access::default());
         let refused = off.admit_action(&same().to_http_request()).unwrap_err();
