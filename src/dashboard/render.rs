@@ -88,7 +88,9 @@ pub fn human(secs: i64) -> String {
         0..60 => format!("{s} s"),
         60..3600 if s % 60 == 0 || s >= 600 => format!("{} min", s / 60),
         60..3600 => format!("{} min {} s", s / 60, s % 60),
+        3600..86_400 if s % 3600 < 60 => format!("{} h", s / 3600),
         3600..86_400 => format!("{} h {} min", s / 3600, s / 60 % 60),
+        _ if s % 86_400 < 3600 => format!("{} d", s / 86_400),
         _ => format!("{} d {} h", s / 86_400, s / 3600 % 24),
     }
 }
@@ -405,34 +407,47 @@ impl View<'_> {
         let now = self.now_ms / 1000;
         let series = self.dash.state.history().series(name, now);
         let n = escape(name);
-        let axis = |labels: [&str; 3]| {
+        // Each chart spans what there is (a monitor started ten minutes ago
+        // has ten minutes to show), in whole units, up to its full length.
+        let span = |points: &[registre_actors::history::Point], unit: u64, full: u64| {
+            let since = points
+                .first()
+                .map_or(0, |p| now.saturating_sub(u64::from(p.at)));
+            (since / unit + 1).saturating_mul(unit).clamp(unit, full)
+        };
+        let hour = span(&series.hour, 60, 3600);
+        let day = span(&series.day, 3600, 86_400);
+        let axis = |span: u64| {
             format!(
-                "<div class=\"axis\"><span>{}</span><span>{}</span><span>{}</span></div>",
-                labels[0], labels[1], labels[2]
+                "<div class=\"axis\"><span>−{}</span><span>−{}</span><span>now</span></div>",
+                human(span as i64),
+                human((span / 2) as i64)
             )
         };
         format!(
-            "<figure id=\"chart-{n}\" class=\"block\"><figcaption>{n}: last hour</figcaption>\
+            "<figure id=\"chart-{n}\" class=\"block\"><figcaption>{n}: last {}</figcaption>\
              <div class=\"legend\">{}</div>{}{}\
-             <details id=\"day-{n}\"><summary>Last 24 hours</summary><div class=\"legend\">{}</div>{}{}</details></figure>",
+             <details id=\"day-{n}\"><summary>Last {}</summary><div class=\"legend\">{}</div>{}{}</details></figure>",
+            human(hour as i64),
             chart::legend(&series.hour),
             chart::svg(
                 &series.hour,
                 now,
-                3600,
+                hour,
                 FINE_STEP_SECS,
-                &format!("{name}: queue over the last hour")
+                &format!("{name}: queue over the last {}", human(hour as i64))
             ),
-            axis(["−60 min", "−30 min", "now"]),
+            axis(hour),
+            human(day as i64),
             chart::legend(&series.day),
             chart::svg(
                 &series.day,
                 now,
-                86_400,
+                day,
                 COARSE_STEP_SECS,
-                &format!("{name}: queue over the last 24 hours")
+                &format!("{name}: queue over the last {}", human(day as i64))
             ),
-            axis(["−24 h", "−12 h", "now"]),
+            axis(day),
         )
     }
 
