@@ -127,7 +127,8 @@ fn the_page_draws_each_project_and_is_locked_down() {
 /// stream answer 401 without it (the page with a login form), and 200 with
 /// it as a bearer header or through the session cookie `POST /login` sets;
 /// `/healthz` and `/readyz` stay open. A wrong token is refused, and no
-/// token ever reaches the log or the cookie.
+/// token ever reaches the log or the cookie; the cookie is `Secure` behind
+/// an HTTPS proxy.
 #[test]
 fn a_viewing_token_guards_everything_but_the_probes() {
     let db = TestDb::new("dash_view");
@@ -173,6 +174,18 @@ fn a_viewing_token_guards_everything_but_the_probes() {
     let set_cookie = login.header("set-cookie").unwrap();
     assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
     assert!(!set_cookie.contains(VIEW));
+    assert!(
+        !set_cookie.contains("Secure"),
+        "plain HTTP: the cookie would never come back"
+    );
+    let proxied = web::request(
+        addr,
+        "POST",
+        "/login",
+        &[form[0], ("X-Forwarded-Proto", "https")],
+        &format!("token={VIEW}"),
+    );
+    assert!(proxied.header("set-cookie").unwrap().ends_with("; Secure"));
     let cookie = login.cookie();
     let page = web::get(addr, "/", &[HTML, ("Cookie", &cookie)]);
     assert_eq!(page.code, 200);

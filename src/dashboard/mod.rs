@@ -227,7 +227,7 @@ async fn login(
     }
     HttpResponse::SeeOther()
         .insert_header(("Location", "/"))
-        .insert_header(("Set-Cookie", dash.auth.session_cookie(level)))
+        .insert_header(("Set-Cookie", secure(&req, dash.auth.session_cookie(level))))
         .finish()
 }
 
@@ -237,8 +237,23 @@ async fn logout(dash: web::Data<Dashboard>, req: HttpRequest) -> HttpResponse {
     }
     HttpResponse::SeeOther()
         .insert_header(("Location", "/"))
-        .insert_header(("Set-Cookie", dash.auth.session_cookie(Level::None)))
+        .insert_header((
+            "Set-Cookie",
+            secure(&req, dash.auth.session_cookie(Level::None)),
+        ))
         .finish()
+}
+
+/// `cookie`, marked `Secure` when the page came over HTTPS (through a proxy
+/// that says so in `X-Forwarded-Proto`): the browser then never sends it in
+/// clear. Served over plain HTTP (loopback), it could not be `Secure`.
+fn secure(req: &HttpRequest, cookie: String) -> String {
+    let https = req.connection_info().scheme() == "https";
+    if https {
+        format!("{cookie}; Secure")
+    } else {
+        cookie
+    }
 }
 
 /// `dashboard_viewers` (open event streams), `dashboard_pools_open`, and
