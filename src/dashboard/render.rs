@@ -382,7 +382,10 @@ impl View<'_> {
             };
             let last = c.last_finished.map_or("never".to_string(), |t| {
                 let ago = self.now.saturating_duration_since(t).as_millis() as u64;
-                when(self.now_ms.saturating_sub(ago))
+                // In whole seconds: two drawings of the same run then
+                // match, and the stream does not send the card again.
+                let at = self.now_ms.saturating_sub(ago);
+                when(at - at % 1000)
             });
             let mark = if c.last_error.is_some() {
                 " class=\"err\""
@@ -404,7 +407,10 @@ impl View<'_> {
     }
 
     fn chart(&self, name: &str) -> String {
+        // Drawn as of the start of the current slot: the drawing changes
+        // when a slot does, not at every tick of the event stream.
         let now = self.now_ms / 1000;
+        let (now, day_now) = (now - now % FINE_STEP_SECS, now - now % COARSE_STEP_SECS);
         let series = self.dash.state.history().series(name, now);
         let n = escape(name);
         // Each chart spans what there is (a monitor started ten minutes ago
@@ -442,7 +448,7 @@ impl View<'_> {
             chart::legend(&series.day),
             chart::svg(
                 &series.day,
-                now,
+                day_now,
                 day,
                 COARSE_STEP_SECS,
                 &format!("{name}: queue over the last {}", human(day as i64))
