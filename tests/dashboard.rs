@@ -128,7 +128,8 @@ fn the_page_draws_each_project_and_is_locked_down() {
 /// it as a bearer header or through the session cookie `POST /login` sets;
 /// `/healthz` and `/readyz` stay open. A wrong token is refused, and no
 /// token ever reaches the log or the cookie; the cookie is `Secure` behind
-/// an HTTPS proxy.
+/// an HTTPS proxy. Another site can neither log a browser in nor post to
+/// any other route.
 #[test]
 fn a_viewing_token_guards_everything_but_the_probes() {
     let db = TestDb::new("dash_view");
@@ -204,6 +205,15 @@ fn a_viewing_token_guards_everything_but_the_probes() {
         &format!("token={VIEW}"),
     );
     assert_eq!(cross.code, 403);
+    // Nor post anything else: the drill hook, even with the token.
+    let hook = web::request(
+        addr,
+        "POST",
+        "/debug/fault?environment=dev&actor=WorkerReaper&fault=hang",
+        &[("Authorization", &bearer), ("Sec-Fetch-Site", "cross-site")],
+        "",
+    );
+    assert_eq!(hook.code, 403, "{}", hook.body);
     monitor.wait_for(1, "🔒 Dashboard login refused", None, WAIT);
     let log = monitor.raw_lines().join("\n");
     assert!(!log.contains(VIEW), "the token reached the log");

@@ -422,6 +422,13 @@ pub async fn gate(
     let dashboard = req.app_data::<web::Data<super::Dashboard>>().cloned();
     let refused = dashboard.as_ref().and_then(|d| {
         let auth = &d.auth;
+        // Whatever it changes, nothing is changed for another site (the
+        // drill hook included; login and actions check this themselves).
+        if req.method() == actix_web::http::Method::POST
+            && let Some(why) = cross_site(req.headers())
+        {
+            return Some(refusal(StatusCode::FORBIDDEN, why));
+        }
         if open_path(req.path()) || auth.level(req.headers()) >= Level::View {
             return None;
         }
