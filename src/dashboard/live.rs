@@ -55,6 +55,15 @@ pub struct Live {
     sweeping: AtomicBool,
 }
 
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("viewers", &self.viewers())
+            .field("open_pools", &self.open_pools())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Held by an open event stream: counts a viewer while it lives.
 pub struct Viewer(Arc<Live>);
 

@@ -264,12 +264,6 @@ struct DashboardCollector {
     live: Arc<Live>,
 }
 
-impl std::fmt::Debug for Live {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Live").finish_non_exhaustive()
-    }
-}
-
 impl Collector for DashboardCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let viewers = ConstGauge::new(self.live.viewers() as i64);
