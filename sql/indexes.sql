@@ -6,8 +6,9 @@
 -- Then `ANALYZE extraction_queue` (or wait for autovacuum): the planner
 -- needs the statistics of the expression index to pick it.
 -- `registre-monitor diagnose` lists the ones a database lacks.
--- Measured by `cargo bench -p registre-actors --bench cycle` (README,
--- "Performance").
+-- Measured by `cargo bench -p registre-actors --bench cycle` (docs/performance.md).
+
+
 
 -- Used by WorkerReaper: the processing jobs of the workers just found dead
 -- (an index condition on worker_id), nothing read when nobody died.

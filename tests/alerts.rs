@@ -120,6 +120,20 @@ fn no_secret(monitor: &Monitor) {
     );
 }
 
+/// Settings of a monitor on `db` alerting `receiver` (jobs stuck after 1 s,
+/// a status line every 200 ms), then `extra`.
+fn alerting(receiver: &Receiver, db: &TestDb, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut settings = vec![
+        ("MONITOR_STUCK_JOB_AFTER", "1s"),
+        ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
+    ];
+    settings.extend_from_slice(extra);
+    let mut vars = fast(&settings);
+    vars.push(("MONITOR_ALERT_WEBHOOK_URL".into(), receiver.url()));
+    vars.push(("DEV_SUPABASE_DB_URL".into(), db.url.clone()));
+    vars
+}
+
 fn cycles(monitor: &Monitor, env: &str, n: usize) {
     let seen = monitor.find("📊 System health status", Some(env)).len();
     monitor.wait_for(seen + n, "📊 System health status", Some(env), WAIT);
@@ -138,13 +152,7 @@ fn alerts_reach_the_webhook_once_per_kind_and_clear() {
     db.job(2, Some("worker-hung"), Some("10 minutes"), "acte:2");
     db.job(2, Some("worker-hung"), Some("10 minutes"), "acte:3");
     db.worker("worker-dead", "busy", "10 minutes");
-    let mut vars = fast(&[
-        ("MONITOR_STUCK_JOB_AFTER", "1s"),
-        ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
-        ("MONITOR_ALERT_MIN_RESETS", "2"),
-    ]);
-    vars.push(("MONITOR_ALERT_WEBHOOK_URL".into(), receiver.url()));
-    vars.push(("DEV_SUPABASE_DB_URL".into(), db.url.clone()));
+    let vars = alerting(&receiver, &db, &[("MONITOR_ALERT_MIN_RESETS", "2")]);
     let monitor = Monitor::start(&vars);
 
     // Until the first reset, processing jobs with no worker may make a
@@ -230,12 +238,7 @@ fn a_hung_webhook_does_not_delay_the_checks() {
     let receiver = Receiver::start(Answer::Hang);
     let mut db = TestDb::new("alerthang");
     db.job(2, Some("worker-hung"), Some("10 minutes"), "acte:1");
-    let mut vars = fast(&[
-        ("MONITOR_STUCK_JOB_AFTER", "1s"),
-        ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
-    ]);
-    vars.push(("MONITOR_ALERT_WEBHOOK_URL".into(), receiver.url()));
-    vars.push(("DEV_SUPABASE_DB_URL".into(), db.url.clone()));
+    let vars = alerting(&receiver, &db, &[]);
     let monitor = Monitor::start(&vars);
     // The first alert (the reset, or the anomaly it makes) is left hanging.
     eventually("a first alert", WAIT, || !receiver.bodies().is_empty());
@@ -261,12 +264,7 @@ fn a_failing_webhook_is_retried_then_given_up_without_delaying_checks() {
     let receiver = Receiver::start(Answer::ServerError);
     let mut db = TestDb::new("alert500");
     db.job(2, Some("worker-hung"), Some("10 minutes"), "acte:1");
-    let mut vars = fast(&[
-        ("MONITOR_STUCK_JOB_AFTER", "1s"),
-        ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
-    ]);
-    vars.push(("MONITOR_ALERT_WEBHOOK_URL".into(), receiver.url()));
-    vars.push(("DEV_SUPABASE_DB_URL".into(), db.url.clone()));
+    let vars = alerting(&receiver, &db, &[]);
     let monitor = Monitor::start(&vars);
     receiver.wait_kind("jobs_reset", 1);
     let later = db.job(2, Some("worker-hung"), Some("10 minutes"), "acte:2");
@@ -301,12 +299,7 @@ fn two_monitors_alert_once() {
             &format!("acte:{n}"),
         );
     }
-    let mut vars = fast(&[
-        ("MONITOR_STUCK_JOB_AFTER", "1s"),
-        ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
-    ]);
-    vars.push(("MONITOR_ALERT_WEBHOOK_URL".into(), receiver.url()));
-    vars.push(("DEV_SUPABASE_DB_URL".into(), db.url.clone()));
+    let vars = alerting(&receiver, &db, &[]);
     let first = Monitor::start(&vars);
     let second = Monitor::start(&vars);
     receiver.wait_kind("jobs_reset", 1);

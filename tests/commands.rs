@@ -233,10 +233,7 @@ fn reset_stuck_jobs_dry_run_changes_nothing_and_the_real_run_resets_the_stale_on
     for id in [&stale, &no_start] {
         assert_eq!(db.job_status(id), 1);
         assert_eq!(
-            db.text(&format!(
-                "SELECT error_message FROM extraction_queue WHERE id = '{id}'"
-            ))
-            .as_deref(),
+            db.field(id, "error_message").as_deref(),
             Some("Auto-reset by health monitor - exceeded processing time limit")
         );
     }

@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::TestDb;
+use registre_actors::identifier::Identifier;
 use registre_actors::sql_dashboard::{self, Judging, LiveRead};
 use registre_actors::{Database, Project};
 
@@ -22,6 +23,8 @@ fn database(db: &TestDb) -> Database {
     let project = Project::parse("dev", &db.url).unwrap();
     Database::new(&project, Duration::from_secs(5), Duration::from_secs(5))
 }
+
+const ATTEMPTS: Identifier = Identifier::from_static("attemtps");
 
 const JUDGING: Judging = Judging {
     dead_after: Duration::from_secs(120),
@@ -144,7 +147,7 @@ fn retrying_a_job_changes_it_only_as_seen() {
         &database,
         &id,
         &seen,
-        Some("attemtps"),
+        Some(&ATTEMPTS),
     ))
     .unwrap();
     assert_eq!(changed.count, 0);
@@ -155,7 +158,7 @@ fn retrying_a_job_changes_it_only_as_seen() {
         &database,
         &id,
         &seen,
-        Some("attemtps"),
+        Some(&ATTEMPTS),
     ))
     .unwrap();
     assert_eq!(changed.count, 1);
@@ -208,7 +211,7 @@ fn retrying_a_group_changes_exactly_the_jobs_seen() {
         &database,
         &group.key,
         &group.last_seen,
-        Some("attemtps"),
+        Some(&ATTEMPTS),
     ))
     .unwrap();
     assert_eq!(changed.count, 2);

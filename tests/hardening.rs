@@ -232,7 +232,9 @@ fn an_outage_is_reported_once_and_healed_after() {
     proxy.refuse();
     monitor.wait_for(1, "❌ Error in", Some("dev"), WAIT);
     let stale = db.job(2, Some("w"), Some("10 minutes"), "acte:1");
-    std::thread::sleep(Duration::from_secs(3)); // the outage lasts a while
+    // The outage lasts a while: the resetter fails several times more.
+    let addr = common::http::addr(&monitor);
+    common::http::wait_more(addr, "dev", "StuckJobResetter", "errors", 3);
     assert_eq!(
         db.job_status(&stale),
         2,

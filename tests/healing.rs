@@ -15,7 +15,7 @@ fn var(name: &str, db: &TestDb) -> (String, String) {
     )
 }
 
-/// Stale processing jobs go back to waiting with the seed's message, judged
+/// Stale processing jobs go back to waiting with the reset message, judged
 /// by `processing_started_at` (or `updated_at` when that is missing), while
 /// fresh processing jobs and other statuses are left alone.
 #[test]
@@ -65,7 +65,8 @@ fn stale_jobs_are_reset_and_fresh_ones_left_alone() {
     }
     // A few more cycles: nothing else moves.
     monitor.wait_for(1, "📊 System health status", Some("dev"), WAIT);
-    std::thread::sleep(Duration::from_millis(600));
+    let addr = common::http::addr(&monitor);
+    common::http::wait_more(addr, "dev", "StuckJobResetter", "runs", 3);
     assert_eq!(db.job_status(&fresh), 2);
     assert_eq!(db.job_status(&pending), 1);
     assert_eq!(db.job_status(&done), 3);
@@ -113,9 +114,7 @@ fn dead_workers_go_offline_and_their_jobs_come_back_reported_once() {
     assert_eq!(first[0]["releasedJobs"].as_array().unwrap().len(), 2);
     for id in [&held_a, &held_b] {
         assert_eq!(db.job_status(id), 1);
-        let msg = db.text(&format!(
-            "SELECT error_message FROM extraction_queue WHERE id = '{id}'"
-        ));
+        let msg = db.field(id, "error_message");
         assert_eq!(
             msg.as_deref(),
             Some("Released by health monitor - worker worker-dead is dead")

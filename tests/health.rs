@@ -8,7 +8,7 @@ use common::{Monitor, TestDb, fast};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// The status line carries the seed's fields; each anomaly is warned about
+/// The status line carries its fields (`activeWorkers`, `pendingJobs`, ...); each anomaly is warned about
 /// when it starts, repeated at most once per `MONITOR_HEALTH_LOG_EVERY`
 /// while it lasts (not every cycle), and its end is logged at INFO.
 #[test]

@@ -7,7 +7,7 @@ use std::os::unix::net::UnixDatagram;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::http::{addr, get, get_json, post};
+use common::http::{addr, get, post};
 use common::{Monitor, TempDir, TestDb, eventually, fast};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -122,19 +122,8 @@ fn watchdog_pings_stop_when_a_child_hangs() {
 
     // Measure by the siblings' own runs (200 ms each, one ping period):
     // ten runs for in-flight pings to land, then ten more with none.
-    let resetter_runs = || {
-        get_json(addr, "/status").1["projects"]["dev"]["checks"]["StuckJobResetter"]["runs"]
-            .as_u64()
-            .unwrap()
-    };
-    let start = resetter_runs();
-    eventually("ten more resetter runs", WAIT, || {
-        resetter_runs() >= start + 10
-    });
+    common::http::wait_more(addr, "dev", "StuckJobResetter", "runs", 10);
     let pings = systemd.count("WATCHDOG=1");
-    let mid = resetter_runs();
-    eventually("ten more resetter runs", WAIT, || {
-        resetter_runs() >= mid + 10
-    });
+    common::http::wait_more(addr, "dev", "StuckJobResetter", "runs", 10);
     assert_eq!(systemd.count("WATCHDOG=1"), pings, "a ping while hung");
 }

@@ -1,6 +1,6 @@
-//! The rules beyond the first system: poison jobs end failed, a live
-//! worker's job may get a grace, stuck OCR jobs come back. The real binary
-//! against fresh databases.
+//! The rules beyond the plain stuck and dead-worker rules: poison jobs end
+//! failed, a live worker's job may get a grace, stuck OCR jobs come back.
+//! The real binary against fresh databases.
 
 mod common;
 
@@ -78,10 +78,7 @@ fn a_job_stuck_three_times_ends_failed_and_is_not_reset_again() {
     assert_eq!(db.job_status(&job), 4);
     assert_eq!(attempts(&mut db, &job), 3);
     assert_eq!(
-        db.text(&format!(
-            "SELECT error_message FROM extraction_queue WHERE id = '{job}'"
-        ))
-        .as_deref(),
+        db.field(&job, "error_message").as_deref(),
         Some("Failed by health monitor - stuck in processing 3 times")
     );
     // The first reset carried the other job too, counted once.
@@ -94,8 +91,7 @@ fn a_job_stuck_three_times_ends_failed_and_is_not_reset_again() {
     assert_eq!(monitor.find("☠️  Failed stuck jobs", None).len(), 1);
 }
 
-/// With `MONITOR_COUNT_RESETS_AS_ATTEMPTS=false` (the first system's
-/// behaviour) the same job comes back to the queue every time, well past
+/// With `MONITOR_COUNT_RESETS_AS_ATTEMPTS=false` the same job comes back to the queue every time, well past
 /// its `max_attempts`, and its attempts are not touched.
 #[test]
 fn without_counting_a_poison_job_keeps_coming_back() {
@@ -109,10 +105,7 @@ fn without_counting_a_poison_job_keeps_coming_back() {
         monitor.wait_for(n, "🔄 Auto-reset stuck jobs", Some("dev"), WAIT);
         assert_eq!(db.job_status(&job), 1);
         assert_eq!(
-            db.text(&format!(
-                "SELECT error_message FROM extraction_queue WHERE id = '{job}'"
-            ))
-            .as_deref(),
+            db.field(&job, "error_message").as_deref(),
             Some("Auto-reset by health monitor - exceeded processing time limit")
         );
         stick_again(&mut db, &job);
@@ -139,10 +132,7 @@ fn a_release_of_a_dead_workers_job_counts_as_an_attempt() {
     assert_eq!(db.job_status(&first_try), 1);
     assert_eq!(attempts(&mut db, &first_try), 1);
     assert_eq!(
-        db.text(&format!(
-            "SELECT error_message FROM extraction_queue WHERE id = '{last_try}'"
-        ))
-        .as_deref(),
+        db.field(&last_try, "error_message").as_deref(),
         Some("Failed by health monitor - stuck in processing 3 times")
     );
 }
@@ -253,10 +243,7 @@ fn stuck_ocr_jobs_go_back_to_ready_for_ocr() {
     assert_eq!(row.get::<_, i32>(4), 1);
     assert_eq!(db.job_status(&last_try), 4);
     assert_eq!(
-        db.text(&format!(
-            "SELECT error_message FROM extraction_queue WHERE id = '{last_try}'"
-        ))
-        .as_deref(),
+        db.field(&last_try, "error_message").as_deref(),
         Some("Failed by health monitor - stuck in processing 3 times")
     );
     cycles(&monitor, 5);
@@ -269,15 +256,7 @@ fn stuck_ocr_jobs_go_back_to_ready_for_ocr() {
 /// cycle: no error, no warning; the main rule still works.
 #[test]
 fn without_ocr_columns_the_rule_is_off_with_one_info_line() {
-    let schema = common::SCHEMA;
-    let start = schema.find("    -- OCR stage").unwrap();
-    let end = start + schema[start..].find(");").unwrap();
-    let old = format!(
-        "{}\n{}",
-        schema[..start].trim_end().trim_end_matches(','),
-        &schema[end..]
-    );
-    let mut db = TestDb::with_schema("noocr", &old);
+    let mut db = TestDb::with_schema("noocr", &common::schema_without_ocr());
     let stale = db.job(2, Some("w"), Some("10 minutes"), "acte:1");
     let monitor = Monitor::start(&vars_for(&db, &[]));
     monitor.wait_for(1, "🔄 Auto-reset stuck jobs", Some("dev"), WAIT);
@@ -307,9 +286,7 @@ fn without_ocr_columns_the_rule_is_off_with_one_info_line() {
 /// cycle, and nothing fails.
 #[test]
 fn without_the_attempts_column_the_limit_is_off_with_one_info_line() {
-    let line = "    attemtps              integer     NOT NULL DEFAULT 0,\n";
-    assert!(common::SCHEMA.contains(line));
-    let mut db = TestDb::with_schema("noattempts", &common::SCHEMA.replace(line, ""));
+    let mut db = TestDb::with_schema("noattempts", &common::schema_without_attempts());
     let job = db.job(2, Some("worker-hang"), Some("10 minutes"), "acte:666");
     let monitor = Monitor::start(&vars_for(&db, &[]));
     for n in 1..=4 {

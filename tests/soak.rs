@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;
 use common::{Monitor, TestDb, fast};
-use registre_actors::{Database, Project, sql};
-use registre_monitor::demo::progress::recoveries;
-use registre_monitor::demo::worker::{Fate, Worker, WorkerConfig, WorkerStats};
+use registre_actors::{Database, Project};
+use registre_monitor::commands::demo::progress::recoveries;
+use registre_monitor::commands::demo::sql;
+use registre_monitor::commands::demo::worker::{Fate, Worker, WorkerConfig, WorkerStats};
 use tokio_util::sync::CancellationToken;
 
 /// Thresholds well above the longest job and heartbeat gap, so that any

@@ -38,11 +38,35 @@ async fn until(
 }
 
 fn runs(p: &ProjectState, kind: ChildKind) -> u64 {
-    p.checks.get(kind.name()).map_or(0, |c| c.runs)
+    p.check(kind).map_or(0, |c| c.runs)
+}
+
+/// Starts the tree on `db`'s project, waits until every check ran twice,
+/// then injects `fault` into `child`. The tree lives while its address is
+/// held.
+async fn ticking_then(
+    db: &TestDb,
+    state: &MonitorState,
+    child: ChildKind,
+    fault: Fault,
+) -> actix::Addr<Supervisor> {
+    use actix::Actor;
+    let project = Project::parse("dev", &db.url).unwrap();
+    let supervisor = Supervisor::new(vec![project], settings(), state.clone()).start();
+    until("every child ticks", state, |p| {
+        ChildKind::ALL.iter().all(|k| runs(p, *k) >= 2)
+    })
+    .await;
+    supervisor.do_send(InjectFault {
+        project: "dev".into(),
+        child,
+        fault,
+    });
+    supervisor
 }
 
 fn restarts(p: &ProjectState, kind: ChildKind) -> u64 {
-    p.checks.get(kind.name()).map_or(0, |c| c.restarts)
+    p.check(kind).map_or(0, |c| c.restarts)
 }
 
 /// A panic in one child restarts that child only, after a backoff, while
@@ -50,21 +74,9 @@ fn restarts(p: &ProjectState, kind: ChildKind) -> u64 {
 #[test]
 fn a_panicking_child_is_restarted_alone() {
     let db = TestDb::new("panic");
-    let project = Project::parse("dev", &db.url).unwrap();
     let state = MonitorState::new();
     actix_rt::System::new().block_on(async move {
-        use actix::Actor;
-        let supervisor = Supervisor::new(vec![project], settings(), state.clone()).start();
-        until("every child ticks", &state, |p| {
-            ChildKind::ALL.iter().all(|k| runs(p, *k) >= 2)
-        })
-        .await;
-
-        supervisor.do_send(InjectFault {
-            project: "dev".into(),
-            child: ChildKind::StuckJobResetter,
-            fault: Fault::Panic,
-        });
+        let _tree = ticking_then(&db, &state, ChildKind::StuckJobResetter, Fault::Panic).await;
         let at_restart = until("the resetter is restarted", &state, |p| {
             restarts(p, ChildKind::StuckJobResetter) == 1
         })
@@ -104,23 +116,16 @@ fn a_panicking_child_is_restarted_alone() {
 #[test]
 fn a_hung_child_stops_ticking_alone() {
     let db = TestDb::new("hang");
-    let project = Project::parse("dev", &db.url).unwrap();
     let state = MonitorState::new();
-    let system = actix_rt::System::new();
-    system.block_on(async move {
-        use actix::Actor;
-        let supervisor = Supervisor::new(vec![project], settings(), state.clone()).start();
-        until("every child ticks", &state, |p| {
-            ChildKind::ALL.iter().all(|k| runs(p, *k) >= 2)
+    actix_rt::System::new().block_on(async {
+        let _tree = ticking_then(&db, &state, ChildKind::HealthReporter, Fault::Hang).await;
+        // Once the siblings have run a few more times, the hang has landed
+        // and any run the reporter had in flight is over (or never will be).
+        let sent = state.project("dev").unwrap();
+        let hung = until("siblings tick past the hang", &state, |p| {
+            runs(p, ChildKind::StuckJobResetter) >= runs(&sent, ChildKind::StuckJobResetter) + 3
         })
         .await;
-        supervisor.do_send(InjectFault {
-            project: "dev".into(),
-            child: ChildKind::HealthReporter,
-            fault: Fault::Hang,
-        });
-        actix_rt::time::sleep(Duration::from_millis(300)).await;
-        let hung = state.project("dev").unwrap();
         let p = until("siblings keep ticking", &state, |p| {
             runs(p, ChildKind::StuckJobResetter) >= runs(&hung, ChildKind::StuckJobResetter) + 5
         })

@@ -1,7 +1,7 @@
 //! What a project's schema allows: probed once per project, then kept.
 //!
 //! The attempts column (`attemtps`, or `MONITOR_ATTEMPTS_COLUMN`) and the
-//! OCR columns are not in every database. One catalog statement
+//! OCR stage's columns ([`sql::OCR`]) are not in every database. One catalog statement
 //! ([`sql::probe_columns`]) says which exist; a rule whose columns are
 //! missing switches itself off for that project with one INFO line. Owned
 //! by the project's `Environment`, so a check's restart does not probe
@@ -10,8 +10,9 @@
 use std::sync::{Arc, Mutex};
 
 use crate::database::{Database, DbError};
+use crate::identifier::Identifier;
 use crate::settings::Settings;
-use crate::sql::{self, AttemptColumns, Columns, OcrRule, StuckRules};
+use crate::sql::{self, AttemptColumns, Columns, OCR, OcrRule, PROCESSING, Stage, StuckRules};
 
 /// The rules a project's schema allows, under the settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,11 +80,12 @@ impl Features {
     fn report(&self, columns: &Columns, allowed: &Allowed, settings: &Settings) {
         let env = self.project.as_str();
         if settings.count_resets_as_attempts && allowed.attempts.is_none() {
-            log::info!(environment = env, column = settings.attempts_column.as_str();
-                "ℹ️  Poison-job limit off: extraction_queue has no {} column", settings.attempts_column);
+            let column = settings.attempts_column.as_str();
+            log::info!(environment = env, column = column;
+                "ℹ️  Poison-job limit off: extraction_queue has no {column} column");
         }
         if allowed.ocr.is_none() {
-            let missing: Vec<&str> = OCR_COLUMNS
+            let missing: Vec<&str> = OCR_RULE_COLUMNS
                 .into_iter()
                 .filter(|c| !columns.has(c))
                 .collect();
@@ -93,30 +95,33 @@ impl Features {
     }
 }
 
-/// The columns the OCR rule needs (`ocr_attempts` and `ocr_max_attempts`
-/// only count attempts).
-const OCR_COLUMNS: [&str; 3] = ["ocr_worker_id", "ocr_started_at", "ocr_error"];
+/// The columns the OCR rule needs (its attempts columns only count).
+const OCR_RULE_COLUMNS: [&str; 3] = [OCR.worker, OCR.started_at, OCR.message_column];
+
+/// Where a stage's resets are counted, if `columns` has its counter.
+fn counted(stage: Stage, attempts: Identifier, columns: &Columns) -> Option<AttemptColumns> {
+    columns.has(attempts.as_str()).then(|| AttemptColumns {
+        attempts,
+        max: columns
+            .has(stage.max_attempts)
+            .then_some(stage.max_attempts),
+    })
+}
 
 /// The rules `columns` allow under `settings`.
 pub fn decide(columns: &Columns, settings: &Settings) -> Allowed {
     let count = settings.count_resets_as_attempts;
-    let attempts = (count && columns.has(&settings.attempts_column)).then(|| AttemptColumns {
-        attempts: settings.attempts_column.clone(),
-        max: columns
-            .has("max_attempts")
-            .then(|| "max_attempts".to_string()),
-    });
-    let ocr = OCR_COLUMNS
+    let attempts = count
+        .then(|| counted(PROCESSING, settings.attempts_column.clone(), columns))
+        .flatten();
+    let ocr = OCR_RULE_COLUMNS
         .into_iter()
         .all(|c| columns.has(c))
         .then(|| OcrRule {
             stuck_after: settings.stuck_ocr_after,
-            attempts: (count && columns.has("ocr_attempts")).then(|| AttemptColumns {
-                attempts: "ocr_attempts".into(),
-                max: columns
-                    .has("ocr_max_attempts")
-                    .then(|| "ocr_max_attempts".to_string()),
-            }),
+            attempts: count
+                .then(|| counted(OCR, Identifier::from_static(OCR.attempts), columns))
+                .flatten(),
         });
     Allowed { attempts, ocr }
 }
@@ -145,7 +150,7 @@ mod tests {
             "ocr_error",
         ]);
         let a = decide(&all, &s);
-        assert_eq!(a.attempts.as_ref().unwrap().attempts, "attemtps");
+        assert_eq!(a.attempts.as_ref().unwrap().attempts.as_str(), "attemtps");
         assert!(a.ocr.as_ref().unwrap().attempts.is_some());
 
         let old = decide(&columns(&["max_attempts"]), &s);

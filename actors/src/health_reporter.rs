@@ -3,56 +3,22 @@
 //! Every check interval one statement ([`sql::health_counts`]) counts active
 //! workers and pending, processing and failed jobs. The `📊 System health
 //! status` line is logged at start and then every `health_log_every`, on a
-//! clock. An anomaly is warned about when it starts, repeated at most once
-//! per `health_log_every` while it lasts, and its end is logged at INFO.
-//! Its start and its end are alerted. A standby instance counts (for
-//! metrics and the fleet's figures) but neither warns nor alerts.
+//! clock. An anomaly ([`crate::anomaly`]) is warned about when it
+//! starts, repeated at most once per `health_log_every` while it lasts, and
+//! its end is logged at INFO. Its start and its end are alerted. A standby
+//! instance counts (for metrics and the fleet's figures) but neither warns
+//! nor alerts.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
-use futures_util::future::LocalBoxFuture;
-
 use crate::alerts::Alert;
-use crate::database::{Database, DbError};
+use crate::anomaly::{self, Anomalies, Anomaly, Say};
+use crate::check::{Check, Gate, Reporting, RunContext, Running};
+use crate::database::Database;
 use crate::events::Event;
-use crate::leader::SharedRole;
-use crate::settings::Settings;
+use crate::kind::ChildKind;
+use crate::role::Role;
 use crate::sql::{self, HealthCounts};
-use crate::ticker::{Check, ChildKind, RunContext};
-
-/// The anomalies the seed names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Anomaly {
-    /// Nobody in the whole fleet is working, yet jobs wait.
-    NoActiveWorkers,
-    /// More jobs processing than the active workers could hold (two each).
-    TooManyProcessing,
-    /// Failed jobs above `failed_jobs_warn`.
-    HighFailures,
-}
-
-impl Anomaly {
-    /// The seed's warning text (existing log searches look for it).
-    pub fn message(self) -> &'static str {
-        match self {
-            Anomaly::NoActiveWorkers => "⚠️  No active workers but jobs are pending!",
-            Anomaly::TooManyProcessing => {
-                "⚠️  More processing jobs than expected for active workers"
-            }
-            Anomaly::HighFailures => "⚠️  High number of failed jobs",
-        }
-    }
-
-    /// A stable short name for `/status`, metrics and the clear line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Anomaly::NoActiveWorkers => "no_active_workers",
-            Anomaly::TooManyProcessing => "too_many_processing",
-            Anomaly::HighFailures => "high_failures",
-        }
-    }
-}
 
 /// The check; remembers when it last logged what.
 #[derive(Debug, Default)]
@@ -60,146 +26,92 @@ pub struct HealthReporter {
     /// When the status line is next due (`None`: at the next run).
     next_status_line: Option<Instant>,
     /// Active anomalies and when each was last warned about.
-    active: BTreeMap<Anomaly, Instant>,
-    /// A standby instance counts but neither warns nor alerts.
-    role: SharedRole,
-}
-
-impl HealthReporter {
-    pub fn new(role: SharedRole) -> Self {
-        HealthReporter {
-            role,
-            ..Self::default()
-        }
-    }
+    anomalies: Anomalies,
 }
 
 impl Check for HealthReporter {
     const KIND: ChildKind = ChildKind::HealthReporter;
+    // Known to stand by or not before judging anomalies aloud.
+    const GATE: Gate = Gate::AfterElection;
     type Outcome = HealthCounts;
 
-    fn run_once(
-        &mut self,
-        db: &Database,
-        settings: &Settings,
-    ) -> LocalBoxFuture<'static, Result<Self::Outcome, DbError>> {
-        let db = db.clone();
-        let dead_after = settings.dead_worker_after;
-        let (role, bound) = (
-            self.role.clone(),
-            settings.connect_timeout + settings.statement_timeout,
-        );
-        Box::pin(async move {
-            // Known to stand by or not before judging anomalies aloud.
-            role.settled(bound).await;
-            sql::health_counts(&db, dead_after).await
-        })
+    fn run_once(&mut self, db: &Database, cx: &RunContext) -> impl Running<Self::Outcome> {
+        let (db, dead_after) = (db.clone(), cx.settings.dead_worker_after);
+        async move { sql::health_counts(&db, dead_after).await }
     }
 
-    fn on_success(&mut self, counts: HealthCounts, cx: &RunContext<'_>) {
-        cx.state
-            .update(cx.project, |p| p.last_counts = Some(counts));
-        cx.state.counted(cx.project, &counts);
+    fn on_success(&mut self, counts: HealthCounts, to: &Reporting<'_>) {
+        to.state
+            .update(to.project, |p| p.last_counts = Some(counts));
+        to.state.counted(to.project, &counts);
         let now = Instant::now();
-        let every = cx.settings.health_log_every;
-        if self.next_status_line.is_none_or(|due| now >= due) {
+        let every = to.settings.health_log_every;
+        if let Some(next) = anomaly::status_line_due(self.next_status_line, now, every) {
             log::info!(
-                environment = cx.project,
+                environment = to.project,
                 activeWorkers = counts.active_workers,
                 pendingJobs = counts.pending_jobs,
                 processingJobs = counts.processing_jobs,
                 errorJobs = counts.error_jobs;
                 "📊 System health status"
             );
-            // On a clock: the next line is due one period after this one was.
-            let mut due = self.next_status_line.unwrap_or(now) + every;
-            if due <= now {
-                due = now + every;
-            }
-            self.next_status_line = Some(due);
+            self.next_status_line = Some(next);
         }
-        self.check_anomalies(counts, cx, now);
-    }
-}
-
-impl HealthReporter {
-    fn check_anomalies(&mut self, counts: HealthCounts, cx: &RunContext<'_>, now: Instant) {
         // Workers heartbeat in one project and serve all: judge by the fleet.
-        let fleet = cx.state.fleet_active_workers();
-        let conditions = [
-            (
-                Anomaly::NoActiveWorkers,
-                fleet == Some(0) && counts.pending_jobs > 0,
-            ),
-            (
-                Anomaly::TooManyProcessing,
-                fleet.is_some_and(|active| counts.processing_jobs > 2 * active),
-            ),
-            (
-                Anomaly::HighFailures,
-                counts.error_jobs > cx.settings.failed_jobs_warn,
-            ),
-        ];
+        let fleet = to.state.fleet_active_workers();
+        let holds = anomaly::holding(counts, fleet, to.settings.failed_jobs_warn);
+        let said = self.anomalies.step(holds, now, every);
         // A standby tracks anomalies silently: on taking over it does not
         // announce again what the acting instance already did.
-        let quiet = self.role.standing_by();
-        for (anomaly, holds) in conditions {
-            let last = self.active.get(&anomaly).copied();
-            match (holds, last) {
-                (true, Some(at)) if now.duration_since(at) < cx.settings.health_log_every => {}
-                (true, _) => {
-                    self.active.insert(anomaly, now);
-                    if !quiet {
-                        warn_anomaly(anomaly, counts, fleet.unwrap_or(0), cx);
-                    }
-                    if !quiet && last.is_none() {
-                        cx.state
-                            .event(Event::new(cx.project, "anomaly", anomaly.message()));
-                        let text = format!("[{}] {}", cx.project, anomaly.message());
-                        cx.state.alert(
-                            Alert::new(cx.project, "anomaly", text)
-                                .subject(anomaly.name())
-                                .field("anomaly", anomaly.name())
-                                .field("activeWorkers", fleet.unwrap_or(0))
-                                .field("pendingJobs", counts.pending_jobs)
-                                .field("processingJobs", counts.processing_jobs)
-                                .field("errorJobs", counts.error_jobs),
-                        );
-                    }
-                }
-                (false, Some(_)) => {
-                    self.active.remove(&anomaly);
-                    if quiet {
-                        continue;
-                    }
-                    let what = anomaly.message().trim_start_matches("⚠️").trim();
-                    log::info!(environment = cx.project, anomaly = anomaly.name();
-                        "✅ Anomaly cleared: {what}");
-                    cx.state.event(Event::new(
-                        cx.project,
-                        "anomaly_cleared",
-                        format!("✅ Anomaly cleared: {what}"),
-                    ));
-                    cx.state.alert(
-                        Alert::new(
-                            cx.project,
-                            "anomaly_cleared",
-                            format!("[{}] ✅ Anomaly cleared: {what}", cx.project),
-                        )
-                        .subject(anomaly.name())
-                        .field("anomaly", anomaly.name()),
-                    );
-                }
-                (false, None) => {}
+        if to.role != Role::StandingBy {
+            for (anomaly, say) in said {
+                speak(anomaly, say, counts, fleet.unwrap_or(0), to);
             }
         }
-        let names: Vec<String> = self.active.keys().map(|a| a.name().to_string()).collect();
-        cx.state.update(cx.project, |p| p.anomalies = names);
+        let names = self.anomalies.names();
+        to.state.update(to.project, |p| p.anomalies = names);
     }
 }
 
-fn warn_anomaly(anomaly: Anomaly, counts: HealthCounts, fleet_active: u64, cx: &RunContext<'_>) {
-    let env = cx.project;
+/// Logs and alerts what the anomaly tracker says.
+fn speak(anomaly: Anomaly, say: Say, counts: HealthCounts, fleet: u64, to: &Reporting<'_>) {
+    let env = to.project;
+    match say {
+        Say::Warn { first } => {
+            warn(anomaly, counts, fleet, to);
+            if first {
+                to.state
+                    .event(Event::new(env, "anomaly", anomaly.message()));
+                let text = format!("[{env}] {}", anomaly.message());
+                to.state.alert(
+                    Alert::new(env, "anomaly", text)
+                        .subject(anomaly.name())
+                        .field("anomaly", anomaly.name())
+                        .field("activeWorkers", fleet)
+                        .field("pendingJobs", counts.pending_jobs)
+                        .field("processingJobs", counts.processing_jobs)
+                        .field("errorJobs", counts.error_jobs),
+                );
+            }
+        }
+        Say::Cleared => {
+            let what = anomaly.message().trim_start_matches("⚠️").trim();
+            log::info!(environment = env, anomaly = anomaly.name();
+                "✅ Anomaly cleared: {what}");
+            let line = format!("✅ Anomaly cleared: {what}");
+            to.state.event(Event::new(env, "anomaly_cleared", line));
+            let text = format!("[{env}] ✅ Anomaly cleared: {what}");
+            to.state.alert(
+                Alert::new(env, "anomaly_cleared", text)
+                    .subject(anomaly.name())
+                    .field("anomaly", anomaly.name()),
+            );
+        }
+    }
+}
+
+fn warn(anomaly: Anomaly, counts: HealthCounts, fleet_active: u64, to: &Reporting<'_>) {
+    let env = to.project;
     match anomaly {
         Anomaly::NoActiveWorkers => log::warn!(
             environment = env, pendingJobs = counts.pending_jobs; "{}", anomaly.message()),
@@ -208,6 +120,6 @@ fn warn_anomaly(anomaly: Anomaly, counts: HealthCounts, fleet_active: u64, cx: &
             activeWorkers = fleet_active; "{}", anomaly.message()),
         Anomaly::HighFailures => log::warn!(
             environment = env, errorJobs = counts.error_jobs,
-            threshold = cx.settings.failed_jobs_warn; "{}", anomaly.message()),
+            threshold = to.settings.failed_jobs_warn; "{}", anomaly.message()),
     }
 }

@@ -15,223 +15,196 @@
 //! lock, so another instance acts within one or two intervals.
 //!
 //! Through a transaction pooler a session lock does not stay with the
-//! client. A session that changes backend under us is such a pooler: the
-//! election is then given up for that project, with one ERROR line, and
-//! this instance acts (see the README).
+//! client. Supabase's pooler port is known ([`is_transaction_pooler`]): no
+//! election there. Any other pooler shows as a session that changes
+//! backend under us: the election is then given up for that project, with
+//! one ERROR line, and this instance acts (see docs/operations.md).
+//!
+//! The election is the only writer of the project's [`Role`], kept in the
+//! [`MonitorState`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
-use futures_util::future::LocalBoxFuture;
-
+use crate::check::{Check, Gate, Reporting, RunContext, Running};
 use crate::database::{Database, DbError};
 use crate::events::Event;
-use crate::settings::Settings;
+use crate::kind::ChildKind;
+use crate::project::Project;
+use crate::role::Role;
 use crate::sql::{self, Leadership};
-use crate::ticker::{Check, ChildKind, RunContext};
+use crate::state::MonitorState;
 
-/// Before any election run succeeded (`Role::default()`).
-const UNKNOWN: u8 = 0;
-const ACTING: u8 = 1;
-const STANDBY: u8 = 2;
-/// Acting without an election (`MONITOR_LEADER_ELECTION=off`, or a pooler).
-const ALONE: u8 = 3;
+/// Supabase's transaction-mode pooler (Supavisor) listens here; a session
+/// lock taken through it would stay on a server connection after its
+/// client is gone, so there is no election through it.
+pub const SUPABASE_TRANSACTION_POOLER_PORT: u16 = 6543;
 
-/// A project's role, and the session that holds the lock. Owned by the
-/// project's `Environment`, so it outlives a restart of any check.
-#[derive(Debug, Default)]
-pub struct Role {
-    role: AtomicU8,
-    /// The backend pid of the session when it took the lock.
-    pid: AtomicI64,
-    session: tokio::sync::Mutex<Option<deadpool_postgres::ClientWrapper>>,
-    /// Woken when the role is decided, or an election run failed.
-    decided: tokio::sync::Notify,
-    /// An election run has finished, decided or not (database down).
-    tried: std::sync::atomic::AtomicBool,
+/// Whether `project` is reached through Supabase's transaction pooler.
+pub fn is_transaction_pooler(project: &Project) -> bool {
+    project
+        .pg
+        .get_ports()
+        .contains(&SUPABASE_TRANSACTION_POOLER_PORT)
 }
 
-/// Shared by a project's checks.
-pub type SharedRole = Arc<Role>;
+/// The session that holds (or tries to take) the lock. Owned by the
+/// project's `Environment`, so it outlives a restart of the check.
+#[derive(Default)]
+pub struct LockSession {
+    /// No election (off, or given up through a pooler): the role stays
+    /// `Alone`.
+    alone: AtomicBool,
+    /// The backend pid of the session when it took the lock.
+    pid: AtomicI64,
+    client: tokio::sync::Mutex<Option<deadpool_postgres::ClientWrapper>>,
+}
 
-impl Role {
-    /// A role for an instance that acts without election.
-    pub fn alone() -> SharedRole {
-        let role = Role::default();
-        role.set(ALONE);
-        Arc::new(role)
+impl LockSession {
+    pub fn new(alone: bool) -> Self {
+        LockSession {
+            alone: AtomicBool::new(alone),
+            ..LockSession::default()
+        }
     }
+}
 
-    /// Whether this instance acts for the project now: unless another
-    /// instance is known to hold the lock. Undecided (no election could run:
-    /// the database is down, say) acts, so that the checks still report what
-    /// is wrong; every statement is exactly-once anyway.
-    pub fn acting(&self) -> bool {
-        self.role.load(Ordering::SeqCst) != STANDBY
-    }
-
-    /// Whether the first election run has decided the role.
-    pub fn decided(&self) -> bool {
-        self.role.load(Ordering::SeqCst) != UNKNOWN
-    }
-
-    /// Waits until the role is decided or an election run has failed, at
-    /// most `bound`: so the first runs at start-up act (or keep quiet) as
-    /// they should, instead of skipping.
-    pub async fn settled(&self, bound: Duration) {
-        let wait = async {
-            loop {
-                let woken = self.decided.notified();
-                if self.decided() || self.tried.load(Ordering::SeqCst) {
-                    return;
-                }
-                woken.await;
-            }
-        };
-        let _ = tokio::time::timeout(bound, wait).await;
-    }
-
-    fn tried(&self) {
-        self.tried.store(true, Ordering::SeqCst);
-        self.decided.notify_waiters();
-    }
-
-    fn set(&self, role: u8) {
-        self.role.store(role, Ordering::SeqCst);
-        self.decided.notify_waiters();
-    }
-
-    /// Whether this instance is known to stand by (so must not alert).
-    pub fn standing_by(&self) -> bool {
-        self.role.load(Ordering::SeqCst) == STANDBY
-    }
+/// Starts a project's election as its `Environment` starts: the role is
+/// undecided until the first run (this instance counted as acting till
+/// then), or acting alone when there is no election. Returns the session
+/// to hand every [`LeaderElection`] of the project.
+pub fn start(state: &MonitorState, project: &str, instance: &str, alone: bool) -> Arc<LockSession> {
+    let role = if alone { Role::Alone } else { Role::Undecided };
+    state.set_role(project, role, Some(instance.to_string()), alone);
+    Arc::new(LockSession::new(alone))
 }
 
 /// The check.
 pub struct LeaderElection {
-    role: SharedRole,
+    session: Arc<LockSession>,
 }
 
 impl LeaderElection {
-    pub fn new(role: SharedRole) -> Self {
-        LeaderElection { role }
+    pub fn new(session: Arc<LockSession>) -> Self {
+        LeaderElection { session }
     }
 }
 
 /// What one election run found.
+#[derive(Debug)]
 pub struct Outcome {
-    found: Option<Leadership>,
+    /// `None` without an election.
+    pub found: Option<Leadership>,
     /// The session was opened in this run.
-    fresh: bool,
+    pub fresh: bool,
+}
+
+/// What a run's finding means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The lock held, but by another backend of the same client: a
+    /// transaction pooler. Act alone from now on.
+    Pooler,
+    Acting,
+    /// Another instance (named, when visible) holds the lock.
+    StandingBy(Option<String>),
+}
+
+/// Judges a run: `before` is the role until now, `last_pid` the backend
+/// that took the lock, `fresh` whether this run opened the session.
+pub fn judge(before: Role, last_pid: i64, found: &Leadership, fresh: bool) -> Verdict {
+    if found.acting && before == Role::Acting && !fresh && last_pid != found.pid {
+        Verdict::Pooler
+    } else if found.acting {
+        Verdict::Acting
+    } else {
+        Verdict::StandingBy(found.holder_instance())
+    }
 }
 
 impl Check for LeaderElection {
     const KIND: ChildKind = ChildKind::LeaderElection;
+    const GATE: Gate = Gate::Always;
     type Outcome = Outcome;
 
-    fn run_once(
-        &mut self,
-        db: &Database,
-        settings: &Settings,
-    ) -> LocalBoxFuture<'static, Result<Outcome, DbError>> {
-        let (db, role, instance) = (db.clone(), self.role.clone(), settings.instance_id.clone());
-        Box::pin(async move {
-            if role.role.load(Ordering::SeqCst) == ALONE {
+    fn run_once(&mut self, db: &Database, cx: &RunContext) -> impl Running<Self::Outcome> {
+        let (db, session, settings) = (db.clone(), self.session.clone(), cx.settings.clone());
+        async move {
+            if session.alone.load(Ordering::SeqCst) {
                 return Ok(Outcome {
                     found: None,
                     fresh: false,
                 });
             }
-            let result = elect(&db, &role, &instance).await;
-            if result.is_err() {
-                role.tried();
-            }
-            result
-        })
+            elect(&db, &session, &settings.instance_id).await
+        }
     }
 
-    fn on_success(&mut self, outcome: Outcome, cx: &RunContext<'_>) {
+    fn on_success(&mut self, outcome: Outcome, to: &Reporting<'_>) {
         let Some(found) = outcome.found else {
             return;
         };
-        let env = cx.project;
-        let instance = cx.settings.instance_id.as_str();
-        let before = self.role.role.load(Ordering::SeqCst);
-        let last_pid = self.role.pid.load(Ordering::SeqCst);
-        if found.acting && before == ACTING && !outcome.fresh && last_pid != found.pid {
-            // Same client, another backend: a transaction pooler.
-            self.role.set(ALONE);
-            if let Ok(mut session) = self.role.session.try_lock() {
-                *session = None;
+        let (env, instance) = (to.project, to.settings.instance_id.as_str());
+        let last_pid = self.session.pid.load(Ordering::SeqCst);
+        match judge(to.role, last_pid, &found, outcome.fresh) {
+            Verdict::Pooler => {
+                self.session.alone.store(true, Ordering::SeqCst);
+                if let Ok(mut client) = self.session.client.try_lock() {
+                    *client = None;
+                }
+                to.state
+                    .set_role(env, Role::Alone, Some(instance.to_string()), true);
+                log::error!(environment = env, instance = instance;
+                    "❌ Leader election needs a session, but this connection goes through a transaction pooler: \
+                     acting without it (use the direct connection, port 5432, or MONITOR_LEADER_ELECTION=off)");
             }
-            cx.state.update(env, |p| {
-                p.role = Some("acting".into());
-                p.acting_instance = Some(instance.to_string());
-            });
-            log::error!(environment = env, instance = instance;
-                "❌ Leader election needs a session, but this connection goes through a transaction pooler: \
-                 acting without it (use the direct connection, port 5432, or MONITOR_LEADER_ELECTION=off)");
-            return;
+            Verdict::Acting => {
+                self.session.pid.store(found.pid, Ordering::SeqCst);
+                if to.role != Role::Acting {
+                    log::info!(environment = env, instance = instance; "👑 Acting for environment");
+                    let text = format!("👑 Acting for environment ({instance})");
+                    to.state.event(Event::new(env, "leadership", text));
+                }
+                to.state
+                    .set_role(env, Role::Acting, Some(instance.to_string()), true);
+            }
+            Verdict::StandingBy(holder) => {
+                if to.role != Role::StandingBy {
+                    log::info!(environment = env, instance = instance,
+                        actingInstance = holder.as_deref().unwrap_or("unknown");
+                        "💤 Standing by: another instance acts for environment");
+                    let acting = holder.as_deref().unwrap_or("another instance");
+                    let text = format!("💤 Standing by: {acting} acts");
+                    to.state.event(Event::new(env, "leadership", text));
+                }
+                to.state.set_role(env, Role::StandingBy, holder, true);
+            }
         }
-        let holder = found
-            .holder
-            .as_deref()
-            .map(|h| h.trim_start_matches("registre-monitor ").to_string());
-        if found.acting {
-            self.role.pid.store(found.pid, Ordering::SeqCst);
-            if before != ACTING {
-                self.role.set(ACTING);
-                log::info!(environment = env, instance = instance; "👑 Acting for environment");
-                cx.state.event(Event::new(
-                    env,
-                    "leadership",
-                    format!("👑 Acting for environment ({instance})"),
-                ));
-            }
-            cx.state.update(env, |p| {
-                p.role = Some("acting".into());
-                p.acting_instance = Some(instance.to_string());
-            });
-        } else {
-            if before != STANDBY {
-                self.role.set(STANDBY);
-                log::info!(environment = env, instance = instance,
-                    actingInstance = holder.as_deref().unwrap_or("unknown");
-                    "💤 Standing by: another instance acts for environment");
-                cx.state.event(Event::new(
-                    env,
-                    "leadership",
-                    format!(
-                        "💤 Standing by: {} acts",
-                        holder.as_deref().unwrap_or("another instance")
-                    ),
-                ));
-            }
-            cx.state.update(env, |p| {
-                p.role = Some("standby".into());
-                p.acting_instance = holder;
-            });
-        }
+    }
+
+    /// A run that could not decide still settles the role: the checks stop
+    /// waiting and act, so that they report what is wrong.
+    fn on_failure(&mut self, _: &DbError, to: &Reporting<'_>) {
+        to.state.election_ran(to.project);
     }
 }
 
 /// One election run: on the dedicated session (opened, or replaced when
 /// lost), keep or try to take the lock.
-async fn elect(db: &Database, role: &Role, instance: &str) -> Result<Outcome, DbError> {
-    let mut session = role.session.lock().await;
+async fn elect(db: &Database, session: &LockSession, instance: &str) -> Result<Outcome, DbError> {
+    let mut client = session.client.lock().await;
     let mut fresh = false;
     loop {
-        let client = match session.take().filter(|s| !s.is_closed()) {
-            Some(client) => client,
+        let c = match client.take().filter(|s| !s.is_closed()) {
+            Some(c) => c,
             None => {
                 fresh = true;
                 db.dedicated().await?
             }
         };
-        match sql::leadership(db, &client, instance).await {
+        match sql::leadership(db, &c, instance).await {
             Ok(found) => {
-                *session = Some(client);
+                *client = Some(c);
                 return Ok(Outcome {
                     found: Some(found),
                     fresh,
@@ -241,5 +214,43 @@ async fn elect(db: &Database, role: &Role, instance: &str) -> Result<Outcome, Db
             Err(e) if e.is_connection() && !fresh => continue,
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(acting: bool, pid: i64) -> Leadership {
+        Leadership {
+            pid,
+            acting,
+            holder: Some("registre-monitor host:42".into()),
+        }
+    }
+
+    #[test]
+    fn another_backend_under_the_same_session_is_a_pooler() {
+        let acting = Role::Acting;
+        assert_eq!(judge(acting, 7, &found(true, 8), false), Verdict::Pooler);
+        assert_eq!(judge(acting, 7, &found(true, 7), false), Verdict::Acting);
+        // A session opened in this run, or a first win, is no evidence.
+        assert_eq!(judge(acting, 7, &found(true, 8), true), Verdict::Acting);
+        assert_eq!(
+            judge(Role::Undecided, 0, &found(true, 8), false),
+            Verdict::Acting
+        );
+        assert_eq!(
+            judge(acting, 7, &found(false, 8), false),
+            Verdict::StandingBy(Some("host:42".into()))
+        );
+    }
+
+    #[test]
+    fn supabase_pooler_port_means_no_election() {
+        let direct = Project::parse("p", "postgres://u@db.x.supabase.co:5432/postgres").unwrap();
+        let pooled = Project::parse("p", "postgres://u@pooler.supabase.com:6543/postgres").unwrap();
+        assert!(!is_transaction_pooler(&direct));
+        assert!(is_transaction_pooler(&pooled));
     }
 }

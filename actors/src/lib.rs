@@ -5,28 +5,50 @@
 //! checks, each its own actor, restarted on its own with backoff when it dies:
 //!
 //! - [`leader::LeaderElection`]: decides, by advisory lock, whether this
-//!   instance acts for the project or stands by;
+//!   instance acts for the project or stands by ([`Role`]);
 //! - [`StuckJobResetter`]: puts jobs stuck in processing (and in OCR) back in
 //!   the queue, or fails them when they ran out of attempts;
 //! - [`WorkerReaper`]: marks silent workers offline and frees their jobs, in
 //!   every project;
-//! - [`HealthReporter`]: counts workers and jobs, logs them, warns on anomalies.
+//! - [`HealthReporter`]: counts workers and jobs, logs them, warns on
+//!   anomalies ([`anomaly`]).
 //!
-//! Every statement is in [`sql`], one function each, atomic and timed by the
-//! database's clock. What the tree knows of itself is in [`MonitorState`],
-//! with its [`history`] and [`events`] timeline for the dashboard (whose own
-//! statements are in [`sql_dashboard`]); alerts leave through [`alerts`].
+//! The parts:
+//!
+//! - the tree: [`supervisor`], [`environment`], [`supervision`] (restarts
+//!   with backoff), [`ticker`] (a check's schedule), [`check`] (what a check
+//!   is), [`kind`] (the actors' names), [`fault`] (drills);
+//! - what the checks share: [`state`] (what the tree knows of itself, read
+//!   by `/status` and `/metrics`; [`histogram`]: its run durations),
+//!   [`role`], [`features`] (what a project's schema allows), [`report`]
+//!   (how put-back jobs are logged and alerted), [`alerts`] (the alert
+//!   model and its queue), [`history`] and [`events`] (counts over time and
+//!   the timeline of what happened, in memory, for the dashboard);
+//! - the database: [`database`] (the pool and the one way a statement is
+//!   sent), [`sql`] (every statement, one function each, atomic and timed by
+//!   the database's clock; the dashboard's own in [`sql_dashboard`]), [`project`] and [`tls`] (connection settings),
+//!   [`identifier`] (names written into statements), [`schema`] and
+//!   [`indexes`] (what the statements expect and want);
+//! - [`settings`]: the tunables, already checked.
 
 pub mod alerts;
+pub mod anomaly;
+pub mod check;
 pub mod database;
 pub mod environment;
 pub mod events;
+pub mod fault;
 pub mod features;
 pub mod health_reporter;
+pub mod histogram;
 pub mod history;
+pub mod identifier;
 pub mod indexes;
+pub mod kind;
 pub mod leader;
 pub mod project;
+pub mod report;
+pub mod role;
 pub mod schema;
 pub mod settings;
 pub mod sql;
@@ -41,11 +63,13 @@ pub mod worker_reaper;
 
 pub use database::{Database, DbError};
 pub use environment::Environment;
+pub use fault::{Fault, InjectFault};
 pub use health_reporter::HealthReporter;
+pub use kind::{ActorKind, ChildKind};
 pub use project::Project;
+pub use role::Role;
 pub use settings::Settings;
 pub use state::MonitorState;
 pub use stuck_job_resetter::StuckJobResetter;
-pub use supervisor::{InjectFault, Supervisor};
-pub use ticker::{ChildKind, Fault};
+pub use supervisor::Supervisor;
 pub use worker_reaper::WorkerReaper;

@@ -2,10 +2,13 @@
 
 use std::time::Duration;
 
+use crate::identifier::Identifier;
+use crate::sql::PROCESSING;
+
 /// Thresholds and intervals shared by every project.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// How often each check runs (the seed's 30 s).
+    /// How often each check runs (30 s).
     pub check_interval: Duration,
     /// A job processing for longer than this goes back to the queue (3 min).
     pub stuck_job_after: Duration,
@@ -22,14 +25,13 @@ pub struct Settings {
     /// also holds through a transaction pooler.
     pub statement_timeout: Duration,
     /// Whether each automatic reset or release counts as an attempt of the
-    /// job (poison jobs end failed instead of looping forever). `false` is the
-    /// first system's behaviour.
+    /// job (poison jobs end failed instead of looping forever); `false`: a
+    /// job is put back however often it got stuck.
     pub count_resets_as_attempts: bool,
-    /// The job's attempts column (`attemtps` in production, sic); a plain
-    /// identifier, checked by whoever built the settings.
-    pub attempts_column: String,
+    /// The job's attempts column (`attemtps` in production, sic).
+    pub attempts_column: Identifier,
     /// Extra time for a processing job whose worker is alive and reports it
-    /// as its `current_job_id` (0: none, the seed's statement).
+    /// as its `current_job_id` (0: none, the plain stuck rule).
     pub live_worker_grace: Duration,
     /// An OCR job (`status_id = 6`) older than this goes back to status 3.
     pub stuck_ocr_after: Duration,
@@ -57,13 +59,39 @@ pub enum LeaderElection {
     Off,
 }
 
-/// A webhook URL: a secret (Slack's carry a token), so `Debug` hides it.
+/// A webhook URL, checked: `http` or `https`, a host, no user name or
+/// password. A secret (Slack's carry a token), so `Debug` hides it and
+/// errors about it never repeat it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct WebhookUrl(pub String);
+pub struct WebhookUrl(url::Url);
+
+impl WebhookUrl {
+    pub fn parse(text: &str) -> Result<WebhookUrl, String> {
+        if text.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return Err("has spaces or control characters in it".into());
+        }
+        let url = url::Url::parse(text).map_err(|e| format!("is not a valid URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("does not start with http:// or https://".into());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("has a user name or password in it, which is not supported".into());
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("has no valid host".into());
+        }
+        Ok(WebhookUrl(url))
+    }
+
+    /// The parsed URL (a secret: never log it).
+    pub fn url(&self) -> &url::Url {
+        &self.0
+    }
+}
 
 impl std::fmt::Debug for WebhookUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WebhookUrl(***)")
+        write!(f, "WebhookUrl({}://***)", self.0.scheme())
     }
 }
 
@@ -76,7 +104,7 @@ impl Settings {
     pub const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
     pub const STATEMENT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(15);
     pub const COUNT_RESETS_AS_ATTEMPTS_DEFAULT: bool = true;
-    pub const ATTEMPTS_COLUMN_DEFAULT: &'static str = "attemtps";
+    pub const ATTEMPTS_COLUMN_DEFAULT: Identifier = Identifier::from_static(PROCESSING.attempts);
     pub const LIVE_WORKER_GRACE_DEFAULT: Duration = Duration::ZERO;
     pub const STUCK_OCR_AFTER_DEFAULT: Duration = Duration::from_secs(10 * 60);
     pub const LEADER_ELECTION_DEFAULT: LeaderElection = LeaderElection::Session;
@@ -115,7 +143,7 @@ impl Default for Settings {
             connect_timeout: Self::CONNECT_TIMEOUT_DEFAULT,
             statement_timeout: Self::STATEMENT_TIMEOUT_DEFAULT,
             count_resets_as_attempts: Self::COUNT_RESETS_AS_ATTEMPTS_DEFAULT,
-            attempts_column: Self::ATTEMPTS_COLUMN_DEFAULT.to_string(),
+            attempts_column: Self::ATTEMPTS_COLUMN_DEFAULT,
             live_worker_grace: Self::LIVE_WORKER_GRACE_DEFAULT,
             stuck_ocr_after: Self::STUCK_OCR_AFTER_DEFAULT,
             leader_election: Self::LEADER_ELECTION_DEFAULT,
@@ -123,6 +151,41 @@ impl Default for Settings {
             alert_webhook: None,
             alert_min_resets: Self::ALERT_MIN_RESETS_DEFAULT,
             alert_repeat_after: Self::ALERT_REPEAT_AFTER_DEFAULT,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_webhook_urls_and_hides_them() {
+        let e = WebhookUrl::parse("https://hooks.slack.com/services/T0/B0/secret").unwrap();
+        let u = e.url();
+        assert_eq!(u.scheme(), "https");
+        assert_eq!(
+            (u.host_str(), u.port_or_known_default()),
+            (Some("hooks.slack.com"), Some(443))
+        );
+        assert_eq!(u.path(), "/services/T0/B0/secret");
+        assert!(!format!("{e:?}").contains("secret"));
+        let e = WebhookUrl::parse("http://127.0.0.1:9000").unwrap();
+        assert_eq!((e.url().port(), e.url().path()), (Some(9000), "/"));
+        let e = WebhookUrl::parse("http://[::1]:81/a?b=c").unwrap();
+        assert_eq!(
+            (e.url().host_str(), e.url().port()),
+            (Some("[::1]"), Some(81))
+        );
+        for bad in [
+            "ftp://x/y",
+            "https://",
+            "http://u:secret@h/",
+            "http://h:notaport/",
+            "http://h/a secret",
+        ] {
+            let err = WebhookUrl::parse(bad).unwrap_err();
+            assert!(!err.contains("secret"), "{err}");
         }
     }
 }

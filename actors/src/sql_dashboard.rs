@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::database::{Database, DbError};
+use crate::identifier::Identifier;
 use crate::sql::literal;
 
 /// Workers listed (all those not offline first, trouble first; then the
@@ -278,7 +279,7 @@ pub struct Changed {
 /// The `SET` of a failed job put back in the queue by a person: waiting,
 /// attempts from zero (when the column exists), its last error kept after
 /// a prefix that says what happened.
-fn retry_set(attempts_column: Option<&str>) -> String {
+fn retry_set(attempts_column: Option<&Identifier>) -> String {
     let attempts = attempts_column.map_or(String::new(), |c| format!("{c} = 0, "));
     format!(
         "status_id = 1, {attempts}worker_id = NULL, processing_started_at = NULL,
@@ -299,12 +300,11 @@ fn changed_json(extra: &str) -> String {
     )
 }
 
-/// The text of [`retry_failed_job`]. `attempts_column` must be a plain
-/// identifier (the settings check it).
+/// The text of [`retry_failed_job`].
 pub fn retry_failed_job_sql(
     id: &str,
     seen_updated_at: &str,
-    attempts_column: Option<&str>,
+    attempts_column: Option<&Identifier>,
 ) -> String {
     format!(
         "WITH changed AS (
@@ -326,14 +326,18 @@ pub async fn retry_failed_job(
     db: &Database,
     id: &str,
     seen_updated_at: &str,
-    attempts_column: Option<&str>,
+    attempts_column: Option<&Identifier>,
 ) -> Result<Changed, DbError> {
     db.query_json(&retry_failed_job_sql(id, seen_updated_at, attempts_column))
         .await
 }
 
 /// The text of [`retry_failed_group`].
-pub fn retry_failed_group_sql(key: &str, last_seen: &str, attempts_column: Option<&str>) -> String {
+pub fn retry_failed_group_sql(
+    key: &str,
+    last_seen: &str,
+    attempts_column: Option<&Identifier>,
+) -> String {
     format!(
         "WITH changed AS (
             UPDATE extraction_queue SET {set}
@@ -355,7 +359,7 @@ pub async fn retry_failed_group(
     db: &Database,
     key: &str,
     last_seen: &str,
-    attempts_column: Option<&str>,
+    attempts_column: Option<&Identifier>,
 ) -> Result<Changed, DbError> {
     db.query_json(&retry_failed_group_sql(key, last_seen, attempts_column))
         .await
@@ -461,9 +465,10 @@ mod tests {
 
     #[test]
     fn values_are_quoted_and_limits_present() {
-        let sql = retry_failed_job_sql("x'; DROP TABLE y; --", "2026-01-01", Some("attemtps"));
+        let attempts = Identifier::from_static("attemtps");
+        let sql = retry_failed_job_sql("x'; DROP TABLE y; --", "2026-01-01", Some(&attempts));
         assert!(sql.contains("E'x''; DROP TABLE y; --'::uuid"), "{sql}");
-        assert!(sql.contains("attemtps = 0"), "{sql}");
+        assert!(sql.contains("\"attemtps\" = 0"), "{sql}");
         assert!(!retry_failed_group_sql("k", "t", None).contains("attemtps"));
         let read = live_read_sql(&Judging {
             dead_after: Duration::from_secs(120),

@@ -11,11 +11,15 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::alerts::{Alert, AlertCounters, AlertSink};
 use crate::database::DbError;
 use crate::events::Timeline;
+pub use crate::histogram::DURATION_BUCKETS;
+use crate::histogram::DurationHistogram;
 use crate::history::History;
+use crate::kind::{ActorKind, ChildKind};
+use crate::role::Role;
 use crate::sql::HealthCounts;
-use crate::ticker::ChildKind;
 
-/// One check of one project.
+/// One actor of one project: a check, or the project's `Environment`
+/// (which has only restarts).
 #[derive(Debug, Clone, Default)]
 pub struct CheckState {
     /// Runs finished, successful or not.
@@ -39,36 +43,6 @@ pub struct CheckState {
     pub last_restart: Option<Instant>,
 }
 
-/// Upper bounds, in seconds, of the check-duration histogram's buckets:
-/// from a quick local statement to past the default statement timeout.
-pub const DURATION_BUCKETS: [f64; 12] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
-
-/// A Prometheus-style histogram of run durations, kept here (plain numbers,
-/// no metrics library in the actor crate) and encoded by `/metrics`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DurationHistogram {
-    /// Runs in each bucket of [`DURATION_BUCKETS`] (not cumulative); longer
-    /// runs are only in `count`.
-    pub buckets: [u64; DURATION_BUCKETS.len()],
-    /// Total seconds of all runs.
-    pub sum: f64,
-    /// Runs observed.
-    pub count: u64,
-}
-
-impl DurationHistogram {
-    pub fn observe(&mut self, took: Duration) {
-        let secs = took.as_secs_f64();
-        if let Some(i) = DURATION_BUCKETS.iter().position(|upper| secs <= *upper) {
-            self.buckets[i] += 1;
-        }
-        self.sum += secs;
-        self.count += 1;
-    }
-}
-
 /// One project.
 #[derive(Debug, Clone, Default)]
 pub struct ProjectState {
@@ -76,8 +50,8 @@ pub struct ProjectState {
     pub ever_reached: bool,
     /// Whether the last statement sent reached it (`None` before the first).
     pub reachable: Option<bool>,
-    /// Keyed by check name (`StuckJobResetter`, ...).
-    pub checks: BTreeMap<&'static str, CheckState>,
+    /// Each check's figures, and the `Environment`'s restarts.
+    pub checks: BTreeMap<ActorKind, CheckState>,
     /// The health reporter's last counts.
     pub last_counts: Option<HealthCounts>,
     /// Totals since start, for metrics.
@@ -90,11 +64,20 @@ pub struct ProjectState {
     pub jobs_failed: u64,
     /// OCR jobs put back to status 3 (or failed).
     pub ocr_jobs_reset: u64,
-    /// This instance's role for the project: `acting` or `standby`
-    /// (`None` before the first election).
-    pub role: Option<String>,
+    /// This instance's role for the project (written by the election only).
+    pub role: Role,
     /// The instance (`hostname:pid`) acting for the project, when known.
     pub acting_instance: Option<String>,
+    /// Whether an election run has finished since the project's
+    /// `Environment` started, decided or not: the checks wait for it.
+    pub role_settled: bool,
+}
+
+impl ProjectState {
+    /// One check's figures, if it ever ran or restarted.
+    pub fn check(&self, kind: ChildKind) -> Option<&CheckState> {
+        self.checks.get(&ActorKind::Check(kind))
+    }
 }
 
 /// What a failed run means for the logs.
@@ -112,6 +95,8 @@ pub struct MonitorState {
     inner: Arc<Mutex<BTreeMap<String, ProjectState>>>,
     /// Where alerts go, once set up (none without a webhook).
     alerts: Arc<OnceLock<AlertSink>>,
+    /// Woken when a role is decided or an election run finished.
+    roles: Arc<tokio::sync::Notify>,
     /// Counts over time and the timeline, for the dashboard (bounded).
     pub(crate) history: Arc<History>,
     pub(crate) timeline: Arc<Timeline>,
@@ -141,7 +126,7 @@ impl MonitorState {
         let standby = self
             .lock()
             .get(&alert.environment)
-            .is_some_and(|p| p.role.as_deref() == Some("standby"));
+            .is_some_and(|p| p.role == Role::StandingBy);
         if !standby {
             sink.send(alert);
         }
@@ -169,12 +154,12 @@ impl MonitorState {
 
     /// Records a successful run; returns true when this ends a failure of
     /// the project (no check of it is failing any more).
-    pub fn run_succeeded(&self, project: &str, check: &'static str, took: Duration) -> bool {
+    pub fn run_succeeded(&self, project: &str, check: ChildKind, took: Duration) -> bool {
         let mut all = self.lock();
         let p = all.entry(project.to_string()).or_default();
         p.ever_reached = true;
         p.reachable = Some(true);
-        let c = p.checks.entry(check).or_default();
+        let c = p.checks.entry(check.into()).or_default();
         c.runs += 1;
         c.last_finished = Some(Instant::now());
         c.last_success = Some(SystemTime::now());
@@ -186,12 +171,12 @@ impl MonitorState {
 
     /// Records a failed run, and says whether it is news: an error another
     /// check of the same project already reported (a down database fails all
-    /// three), that this check reported last time, or a schema problem while
-    /// one is already reported, is not.
+    /// of them), that this check reported last time, or a schema problem
+    /// while one is already reported, is not.
     pub fn run_failed(
         &self,
         project: &str,
-        check: &'static str,
+        check: ChildKind,
         took: Duration,
         error: &DbError,
     ) -> FailureNews {
@@ -209,7 +194,7 @@ impl MonitorState {
             Some(DbError::Schema(_)) => matches!(error, DbError::Schema(_)),
             other => other.as_ref() == Some(error),
         });
-        let c = p.checks.entry(check).or_default();
+        let c = p.checks.entry(check.into()).or_default();
         c.runs += 1;
         c.errors += 1;
         c.last_finished = Some(Instant::now());
@@ -223,13 +208,55 @@ impl MonitorState {
         }
     }
 
-    /// Records that a check's actor was restarted.
-    pub fn restarted(&self, project: &str, check: &'static str) {
+    /// Records that an actor of the project was restarted.
+    pub fn restarted(&self, project: &str, actor: ActorKind) {
         let mut all = self.lock();
         let p = all.entry(project.to_string()).or_default();
-        let c = p.checks.entry(check).or_default();
+        let c = p.checks.entry(actor).or_default();
         c.restarts += 1;
         c.last_restart = Some(Instant::now());
+    }
+
+    /// This instance's role for the project.
+    pub fn role(&self, project: &str) -> Role {
+        self.lock().get(project).map_or(Role::Undecided, |p| p.role)
+    }
+
+    /// Records the role and who acts (the election's only way to write
+    /// it); `settled` says whether the checks may stop waiting for it.
+    pub fn set_role(&self, project: &str, role: Role, acting: Option<String>, settled: bool) {
+        {
+            let mut all = self.lock();
+            let p = all.entry(project.to_string()).or_default();
+            p.role = role;
+            p.acting_instance = acting;
+            p.role_settled = settled;
+        }
+        self.roles.notify_waiters();
+    }
+
+    /// Records that an election run finished without deciding (the
+    /// database is down, say): the checks stop waiting and act.
+    pub fn election_ran(&self, project: &str) {
+        self.update(project, |p| p.role_settled = true);
+        self.roles.notify_waiters();
+    }
+
+    /// The role once settled (decided, or an election run finished), or
+    /// as it is after waiting `bound`: so the first runs at start-up act
+    /// (or keep quiet) as they should, instead of skipping.
+    pub async fn settled_role(&self, project: &str, bound: Duration) -> Role {
+        let wait = async {
+            loop {
+                let woken = self.roles.notified();
+                if self.lock().get(project).is_some_and(|p| p.role_settled) {
+                    return;
+                }
+                woken.await;
+            }
+        };
+        let _ = tokio::time::timeout(bound, wait).await;
+        self.role(project)
     }
 
     /// Applies `f` to a project's state (for the checks' own figures).
@@ -250,8 +277,7 @@ impl MonitorState {
             .map(|p| match p.last_counts {
                 Some(counts) => Some(counts.active_workers),
                 None => p
-                    .checks
-                    .get(ChildKind::HealthReporter.name())
+                    .check(ChildKind::HealthReporter)
                     .filter(|c| c.runs > 0)
                     .map(|_| 0),
             })
@@ -265,48 +291,33 @@ mod tests {
 
     #[test]
     fn an_error_is_news_once_per_project() {
+        use ChildKind::{HealthReporter as C, StuckJobResetter as A, WorkerReaper as B};
         let state = MonitorState::new();
         let down = DbError::Unreachable("connection refused".into());
         let took = Duration::ZERO;
-        assert_eq!(state.run_failed("dev", "A", took, &down), FailureNews::New);
+        assert_eq!(state.run_failed("dev", A, took, &down), FailureNews::New);
         assert_eq!(
-            state.run_failed("dev", "B", took, &down),
+            state.run_failed("dev", B, took, &down),
             FailureNews::Repeated
         );
         assert_eq!(
-            state.run_failed("dev", "A", took, &down),
+            state.run_failed("dev", A, took, &down),
             FailureNews::Repeated
         );
-        assert_eq!(state.run_failed("prod", "A", took, &down), FailureNews::New);
-        assert!(!state.run_succeeded("dev", "A", took), "B still fails");
+        assert_eq!(state.run_failed("prod", A, took, &down), FailureNews::New);
+        assert!(!state.run_succeeded("dev", A, took), "B still fails");
         assert!(
-            state.run_succeeded("dev", "B", took),
+            state.run_succeeded("dev", B, took),
             "last failing check recovered"
         );
-        assert_eq!(state.run_failed("dev", "A", took, &down), FailureNews::New);
+        assert_eq!(state.run_failed("dev", A, took, &down), FailureNews::New);
         let column = DbError::Schema("column a.x does not exist".into());
         let same_column = DbError::Schema("column x does not exist".into());
+        assert_eq!(state.run_failed("prod", B, took, &column), FailureNews::New);
         assert_eq!(
-            state.run_failed("prod", "B", took, &column),
-            FailureNews::New
-        );
-        assert_eq!(
-            state.run_failed("prod", "C", took, &same_column),
+            state.run_failed("prod", C, took, &same_column),
             FailureNews::Repeated
         );
-    }
-
-    #[test]
-    fn durations_fall_in_their_buckets() {
-        let mut h = DurationHistogram::default();
-        h.observe(Duration::from_millis(3));
-        h.observe(Duration::from_millis(100));
-        h.observe(Duration::from_secs(60));
-        assert_eq!(h.count, 3);
-        assert_eq!(h.buckets[0], 1);
-        assert_eq!(h.buckets[4], 1, "100 ms is in the 0.1 s bucket");
-        assert_eq!(h.buckets.iter().sum::<u64>(), 2, "60 s is past every bound");
-        assert!((h.sum - 60.103).abs() < 1e-9);
     }
 
     #[test]
@@ -325,12 +336,7 @@ mod tests {
         state.add_project("down");
         assert_eq!(state.fleet_active_workers(), None);
         let refused = DbError::Unreachable("refused".into());
-        state.run_failed(
-            "down",
-            ChildKind::HealthReporter.name(),
-            Duration::ZERO,
-            &refused,
-        );
+        state.run_failed("down", ChildKind::HealthReporter, Duration::ZERO, &refused);
         assert_eq!(
             state.fleet_active_workers(),
             Some(3),

@@ -3,13 +3,19 @@
 //! actix's own `Supervisor` restarts an actor only when it stops normally: a
 //! panic drops the actor for good. So each child carries an [`ExitNotice`]
 //! whose `Drop` tells its parent, whatever ended it, and the parent starts a
-//! fresh child after a [`RestartBackoff`] delay. The links upward are weak,
-//! so a child never keeps a dead parent alive; a parent that goes away sends
-//! [`Stop`] to its children, so no orphan keeps working.
+//! fresh child after the delay [`Restarts::exited`] gives (exponential
+//! backoff, per child). The links upward are weak, so a child never keeps a
+//! dead parent alive; a parent that goes away sends [`Stop`] to its
+//! children, so no orphan keeps working. Both parents (the `Supervisor` of
+//! the `Environment`s, an `Environment` of its checks) use these parts.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use actix::{Message, WeakRecipient};
+
+use crate::kind::ActorKind;
+use crate::state::MonitorState;
 
 /// Sent to a parent when its child `K` is gone.
 #[derive(Debug)]
@@ -73,6 +79,43 @@ impl RestartBackoff {
             .min(cap);
         self.restarts += 1;
         self.last = Some(Instant::now());
+        delay
+    }
+}
+
+/// A parent's record of its children's deaths: each child's backoff.
+#[derive(Debug)]
+pub struct Restarts<K> {
+    backoff: BTreeMap<K, RestartBackoff>,
+}
+
+impl<K> Default for Restarts<K> {
+    fn default() -> Self {
+        Restarts {
+            backoff: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Ord> Restarts<K> {
+    /// A child (`actor` of `project`, known to the parent as `key`) died:
+    /// records and logs it, and says when to start a fresh one (at most
+    /// `cap` from now).
+    pub fn exited(
+        &mut self,
+        key: K,
+        project: &str,
+        actor: ActorKind,
+        state: &MonitorState,
+        cap: Duration,
+    ) -> Duration {
+        let delay = self.backoff.entry(key).or_default().next_delay(cap);
+        state.restarted(project, actor);
+        let name = actor.name();
+        log::error!(environment = project, actor = name, restartInMs = delay.as_millis() as u64;
+            "🔁 {name} stopped unexpectedly; restarting it");
+        let text = format!("🔁 {name} stopped unexpectedly; restarting it");
+        state.event(crate::events::Event::new(project, "restart", text));
         delay
     }
 }

@@ -9,23 +9,14 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::environment::{Environment, InjectEnvironmentFault, ReleaseForeignDeaths};
-use crate::events::Event;
+use crate::environment::{Environment, ReleaseForeignDeaths};
+use crate::fault::{InjectEnvironmentFault, InjectFault};
+use crate::kind::ActorKind;
 use crate::project::Project;
 use crate::settings::Settings;
 use crate::state::MonitorState;
-use crate::supervision::{ExitNotice, Exited, RestartBackoff};
-use crate::ticker::{ChildKind, Fault};
+use crate::supervision::{ExitNotice, Exited, Restarts};
 use crate::worker_reaper::WorkersDied;
-
-/// Injects a fault into one check of one project (tests and drills).
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct InjectFault {
-    pub project: String,
-    pub child: ChildKind,
-    pub fault: Fault,
-}
 
 /// The root actor.
 pub struct Supervisor {
@@ -33,20 +24,24 @@ pub struct Supervisor {
     settings: Arc<Settings>,
     state: MonitorState,
     environments: BTreeMap<String, Addr<Environment>>,
-    backoff: BTreeMap<String, RestartBackoff>,
+    restarts: Restarts<String>,
 }
 
 impl Supervisor {
-    pub fn new(projects: Vec<Project>, settings: Settings, state: MonitorState) -> Self {
+    pub fn new(
+        projects: Vec<Project>,
+        settings: impl Into<Arc<Settings>>,
+        state: MonitorState,
+    ) -> Self {
         for p in &projects {
             state.add_project(&p.name);
         }
         Supervisor {
             projects: projects.into_iter().map(|p| (p.name.clone(), p)).collect(),
-            settings: Arc::new(settings),
+            settings: settings.into(),
             state,
             environments: BTreeMap::new(),
-            backoff: BTreeMap::new(),
+            restarts: Restarts::default(),
         }
     }
 
@@ -83,19 +78,11 @@ impl Handler<Exited<String>> for Supervisor {
 
     fn handle(&mut self, Exited(name): Exited<String>, ctx: &mut Self::Context) {
         self.environments.remove(&name);
+        let cap = self.settings.backoff_cap();
+        let actor = ActorKind::Environment;
         let delay = self
-            .backoff
-            .entry(name.clone())
-            .or_default()
-            .next_delay(self.settings.backoff_cap());
-        self.state.restarted(&name, "Environment");
-        log::error!(environment = name.as_str(), actor = "Environment", restartInMs = delay.as_millis() as u64;
-            "🔁 Environment stopped unexpectedly; restarting it");
-        self.state.event(Event::new(
-            &name,
-            "restart",
-            "🔁 Environment stopped unexpectedly; restarting it",
-        ));
+            .restarts
+            .exited(name.clone(), &name, actor, &self.state, cap);
         ctx.run_later(delay, move |act, ctx| act.start_environment(&name, ctx));
     }
 }

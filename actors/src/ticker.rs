@@ -1,120 +1,71 @@
-//! The periodic actor every check runs in: scheduling, timing, errors.
+//! `Ticker`: the actor every check runs in, and its schedule.
 //!
-//! A [`Check`] says what one run does (`run_once`) and what to do with its
-//! outcome; [`Ticker`] runs it at once, then every check interval, backs off
-//! while it fails, records each run in [`MonitorState`], and logs failures
-//! with the project's and the check's names, once per distinct error. Every
-//! run is safe to repeat: a run lost to a crash is simply done again.
+//! It runs its [`Check`] once after a first delay (staggered by the
+//! `Environment`), then every check interval, keeping the cadence whatever
+//! a run took; while runs fail it backs off, doubling up to a cap. Around
+//! each run it does what every check needs: waits for this instance's role
+//! to be decided and skips a writing check while another instance acts (as
+//! the check's [`Gate`] says), forgets the probed schema features after a
+//! schema error, records the run in [`MonitorState`], and logs and alerts a
+//! failure with the project's and the check's names, once per distinct
+//! error. It stops when told to ([`Stop`]) or when its parent is gone.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use futures_util::future::LocalBoxFuture;
 
 use crate::alerts::Alert;
+use crate::check::{Check, Gate, Reporting, RunContext};
 use crate::database::{Database, DbError};
 use crate::events::Event;
+use crate::fault::{Fault, InjectChildFault};
+use crate::kind::ChildKind;
 use crate::project::redact_url;
-use crate::settings::Settings;
 use crate::state::{FailureNews, MonitorState};
 use crate::supervision::{ExitNotice, Stop};
 
-/// The children of an [`Environment`](crate::Environment), one per check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ChildKind {
-    /// First, so the others know at once whether this instance acts.
-    LeaderElection,
-    StuckJobResetter,
-    WorkerReaper,
-    HealthReporter,
+/// What every check of a project shares: the project's name and pool, the
+/// run context and the tree's state. An `Environment` holds one and hands
+/// each `Ticker` a clone.
+#[derive(Debug, Clone)]
+pub struct ProjectScope {
+    pub project: String,
+    pub db: Database,
+    pub cx: RunContext,
+    pub state: MonitorState,
 }
-
-impl ChildKind {
-    pub const ALL: [ChildKind; 4] = [
-        ChildKind::LeaderElection,
-        ChildKind::StuckJobResetter,
-        ChildKind::WorkerReaper,
-        ChildKind::HealthReporter,
-    ];
-
-    /// The name used in logs, metrics and `/status`.
-    pub fn name(self) -> &'static str {
-        match self {
-            ChildKind::LeaderElection => "LeaderElection",
-            ChildKind::StuckJobResetter => "StuckJobResetter",
-            ChildKind::WorkerReaper => "WorkerReaper",
-            ChildKind::HealthReporter => "HealthReporter",
-        }
-    }
-}
-
-/// What a check run can see besides its own state.
-pub struct RunContext<'a> {
-    pub project: &'a str,
-    pub settings: &'a Settings,
-    pub state: &'a MonitorState,
-}
-
-/// One periodic check.
-pub trait Check: Unpin + Sized + 'static {
-    const KIND: ChildKind;
-    type Outcome: 'static;
-
-    /// Starts one run; the future owns what it needs.
-    fn run_once(
-        &mut self,
-        db: &Database,
-        settings: &Settings,
-    ) -> LocalBoxFuture<'static, Result<Self::Outcome, DbError>>;
-
-    /// Acts on a successful run: logs, figures, news for other actors.
-    fn on_success(&mut self, outcome: Self::Outcome, cx: &RunContext<'_>);
-}
-
-/// A fault to inject into a running child, for tests and drills.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// Panic inside the actor's message handler.
-    Panic,
-    /// Stop handling anything, forever, as a deadlocked actor would.
-    Hang,
-}
-
-/// Injects `Fault` into a check's actor.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub struct InjectChildFault(pub Fault);
 
 /// The actor that runs a [`Check`] on its schedule.
 pub struct Ticker<C: Check> {
-    pub(crate) check: C,
-    project: String,
-    db: Database,
-    settings: Arc<Settings>,
-    state: MonitorState,
+    check: C,
+    scope: ProjectScope,
     first_delay: Duration,
     /// Consecutive failed runs; sets the backoff.
     failures: u32,
     exit: ExitNotice<ChildKind>,
 }
 
+/// The wait before the next run: the rest of the interval while runs
+/// succeed (so the cadence holds whatever a run took); the interval
+/// doubled with each consecutive failure after the first, up to `cap`.
+pub fn next_delay(interval: Duration, cap: Duration, failures: u32, took: Duration) -> Duration {
+    if failures == 0 {
+        return interval.saturating_sub(took);
+    }
+    let factor = 2u32.saturating_pow((failures - 1).min(16));
+    interval.saturating_mul(factor).min(cap)
+}
+
 impl<C: Check> Ticker<C> {
     pub fn new(
         check: C,
-        project: String,
-        db: Database,
-        settings: Arc<Settings>,
-        state: MonitorState,
+        scope: ProjectScope,
         first_delay: Duration,
         exit: ExitNotice<ChildKind>,
     ) -> Self {
         Ticker {
             check,
-            project,
-            db,
-            settings,
-            state,
+            scope,
             first_delay,
             failures: 0,
             exit,
@@ -127,94 +78,84 @@ impl<C: Check> Ticker<C> {
             return;
         }
         let started = Instant::now();
-        let run = self.check.run_once(&self.db, &self.settings);
-        ctx.spawn(run.into_actor(self).map(move |result, act, ctx| {
+        let scope = &self.scope;
+        let run = self.check.run_once(&scope.db, &scope.cx);
+        let (state, project) = (scope.state.clone(), scope.project.clone());
+        let s = &scope.cx.settings;
+        let bound = s.connect_timeout + s.statement_timeout;
+        let gated = async move {
+            if C::GATE != Gate::Always {
+                let role = state.settled_role(&project, bound).await;
+                if C::GATE == Gate::WhenActing && !role.acts() {
+                    return Ok(None);
+                }
+            }
+            run.await.map(Some)
+        };
+        ctx.spawn(gated.into_actor(self).map(move |result, act, ctx| {
             let took = started.elapsed();
             act.finish(result, took);
-            let delay = act.next_delay(took);
+            let s = &act.scope.cx.settings;
+            let delay = next_delay(s.check_interval, s.backoff_cap(), act.failures, took);
             ctx.run_later(delay, |act, ctx| act.tick(ctx));
         }));
     }
 
-    fn finish(&mut self, result: Result<C::Outcome, DbError>, took: Duration) {
-        let check = C::KIND.name();
-        match result {
+    /// Records a run: `Ok(None)` is a run skipped by the gate.
+    fn finish(&mut self, result: Result<Option<C::Outcome>, DbError>, took: Duration) {
+        let (check, scope) = (C::KIND.name(), &self.scope);
+        let (env, state) = (scope.project.as_str(), &scope.state);
+        let to = Reporting {
+            project: env,
+            settings: &scope.cx.settings,
+            state,
+            role: state.role(env),
+        };
+        let error = match result {
             Ok(outcome) => {
                 self.failures = 0;
-                if self.state.run_succeeded(&self.project, check, took) {
-                    log::info!(environment = self.project.as_str(), check = check;
-                        "✅ Environment healthy again: checks succeed");
-                    self.state.event(Event::new(
-                        &self.project,
-                        "recovered",
-                        "✅ Environment healthy again: checks succeed",
-                    ));
-                    self.state.alert(Alert::new(
-                        &self.project,
-                        "recovered",
-                        format!(
-                            "[{}] ✅ Environment healthy again: checks succeed",
-                            self.project
-                        ),
-                    ));
+                if state.run_succeeded(env, C::KIND, took) {
+                    let text = "✅ Environment healthy again: checks succeed";
+                    log::info!(environment = env, check = check; "{text}");
+                    state.event(Event::new(env, "recovered", text));
+                    state.alert(Alert::new(env, "recovered", format!("[{env}] {text}")));
                 }
-                let cx = RunContext {
-                    project: &self.project,
-                    settings: &self.settings,
-                    state: &self.state,
+                if let Some(outcome) = outcome {
+                    self.check.on_success(outcome, &to);
+                }
+                return;
+            }
+            Err(error) => error,
+        };
+        self.failures = self.failures.saturating_add(1);
+        if C::USES_FEATURES && matches!(error, DbError::Schema(_)) {
+            scope.cx.features.forget();
+        }
+        self.check.on_failure(&error, &to);
+        let s = &scope.cx.settings;
+        let retry = next_delay(s.check_interval, s.backoff_cap(), self.failures, took);
+        let text = error.to_string();
+        match state.run_failed(env, C::KIND, took, &error) {
+            FailureNews::New => {
+                log::error!(environment = env, check = check, kind = error.kind(),
+                    retryInMs = retry.as_millis() as u64; "❌ Error in {check}: {text}");
+                let kind = if error.is_connection() {
+                    "unreachable"
+                } else {
+                    "failing"
                 };
-                self.check.on_success(outcome, &cx);
+                let line = format!("❌ Error in {check}: {}", redact_url(&text));
+                state.event(Event::new(env, kind, line));
+                let alert = format!("[{env}] ❌ Error in {check}: {text}");
+                state.alert(
+                    Alert::new(env, kind, alert)
+                        .field("check", check)
+                        .field("error", error.kind()),
+                );
             }
-            Err(error) => {
-                self.failures = self.failures.saturating_add(1);
-                let retry = self.next_delay(took);
-                let text = error.to_string();
-                match self.state.run_failed(&self.project, check, took, &error) {
-                    FailureNews::New => {
-                        log::error!(
-                            environment = self.project.as_str(), check = check,
-                            kind = error.kind(), retryInMs = retry.as_millis() as u64;
-                            "❌ Error in {check}: {text}");
-                        let kind = if error.is_connection() {
-                            "unreachable"
-                        } else {
-                            "failing"
-                        };
-                        self.state.event(Event::new(
-                            &self.project,
-                            kind,
-                            format!("❌ Error in {check}: {}", redact_url(&text)),
-                        ));
-                        self.state.alert(
-                            Alert::new(
-                                &self.project,
-                                kind,
-                                format!("[{}] ❌ Error in {check}: {text}", self.project),
-                            )
-                            .field("check", check)
-                            .field("error", error.kind()),
-                        );
-                    }
-                    FailureNews::Repeated => log::debug!(
-                        environment = self.project.as_str(), check = check,
-                        kind = error.kind(), failures = self.failures;
-                        "Still failing in {check}: {text}"),
-                }
-            }
+            FailureNews::Repeated => log::debug!(environment = env, check = check,
+                kind = error.kind(), failures = self.failures; "Still failing in {check}: {text}"),
         }
-    }
-
-    /// Every interval while runs succeed (keeping the cadence, whatever a
-    /// run took); doubling with each consecutive failure, up to the cap.
-    fn next_delay(&self, took: Duration) -> Duration {
-        let interval = self.settings.check_interval;
-        if self.failures == 0 {
-            return interval.saturating_sub(took);
-        }
-        let factor = 2u32.saturating_pow((self.failures - 1).min(16));
-        interval
-            .saturating_mul(factor)
-            .min(self.settings.backoff_cap())
     }
 }
 
@@ -238,13 +179,39 @@ impl<C: Check> Handler<InjectChildFault> for Ticker<C> {
     type Result = ();
 
     fn handle(&mut self, msg: InjectChildFault, ctx: &mut Self::Context) {
-        log::warn!(environment = self.project.as_str(), check = C::KIND.name();
-            "Injecting fault {:?} into {}", msg.0, C::KIND.name());
+        let check = C::KIND.name();
+        log::warn!(environment = self.scope.project.as_str(), check = check;
+            "Injecting fault {:?} into {check}", msg.0);
         match msg.0 {
-            Fault::Panic => panic!("injected panic in {} of {}", C::KIND.name(), self.project),
+            Fault::Panic => panic!("injected panic in {check} of {}", self.scope.project),
             Fault::Hang => {
                 ctx.wait(futures_util::future::pending::<()>().into_actor(self));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_cadence_then_backs_off_to_the_cap() {
+        let (interval, cap) = (Duration::from_secs(30), Duration::from_secs(60));
+        let took = Duration::from_secs(4);
+        assert_eq!(next_delay(interval, cap, 0, took), Duration::from_secs(26));
+        assert_eq!(
+            next_delay(interval, cap, 0, Duration::from_secs(40)),
+            Duration::ZERO
+        );
+        let delays: Vec<u64> = (1..=4)
+            .map(|n| next_delay(interval, cap, n, took).as_secs())
+            .collect();
+        assert_eq!(delays, [30, 60, 60, 60]);
+        let fast = Duration::from_millis(200);
+        let delays: Vec<u128> = (1..=6)
+            .map(|n| next_delay(fast, Duration::from_millis(1600), n, took).as_millis())
+            .collect();
+        assert_eq!(delays, [200, 400, 800, 1600, 1600, 1600]);
     }
 }

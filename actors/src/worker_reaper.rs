@@ -2,7 +2,7 @@
 //!
 //! Every check interval this check runs [`sql::reap_dead_workers`]: workers
 //! whose heartbeat is older than the dead threshold go `offline` and their
-//! processing jobs go back to the queue. Workers heartbeat in one project but
+//! processing jobs go back to the queue (or to failed, out of attempts). Workers heartbeat in one project but
 //! take jobs from all of them, so each death is sent up ([`WorkersDied`]) and
 //! every other project frees that worker's jobs on its next run. Each
 //! release counts as an attempt of the job, as for stuck jobs. A standby
@@ -12,17 +12,14 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use actix::{Message, WeakRecipient};
-use futures_util::future::LocalBoxFuture;
 
 use crate::alerts::Alert;
-use crate::database::{Database, DbError};
+use crate::check::{Check, Gate, Reporting, RunContext, Running};
+use crate::database::Database;
 use crate::events::Event;
-use crate::features::Features;
-use crate::leader::{Role, SharedRole};
-use crate::settings::Settings;
+use crate::kind::ChildKind;
+use crate::report::{alert_batch, summarize};
 use crate::sql::{self, ForeignDeath, Reaped};
-use crate::stuck_job_resetter::{alert_batch, summarize};
-use crate::ticker::{Check, ChildKind, RunContext};
 
 /// Workers found dead in project `from`, for the other projects.
 #[derive(Debug, Clone, Message)]
@@ -39,42 +36,25 @@ pub type ForeignDeaths = Arc<Mutex<BTreeSet<ForeignDeath>>>;
 /// The check.
 pub struct WorkerReaper {
     foreign: ForeignDeaths,
+    /// Where deaths are reported (the `Supervisor`).
     news: WeakRecipient<WorkersDied>,
-    /// Whether releases count as attempts here (`None`: never).
-    features: Option<Features>,
-    role: SharedRole,
 }
 
 impl WorkerReaper {
     pub fn new(foreign: ForeignDeaths, news: WeakRecipient<WorkersDied>) -> Self {
-        WorkerReaper {
-            foreign,
-            news,
-            features: None,
-            role: Role::alone(),
-        }
-    }
-
-    /// Counts releases as the project's schema allows, and acts only
-    /// while this instance acts for the project.
-    pub fn with(mut self, features: Features, role: SharedRole) -> Self {
-        self.features = Some(features);
-        self.role = role;
-        self
+        WorkerReaper { foreign, news }
     }
 }
 
 impl Check for WorkerReaper {
     const KIND: ChildKind = ChildKind::WorkerReaper;
+    const GATE: Gate = Gate::WhenActing;
+    const USES_FEATURES: bool = true;
+    /// What was reaped, and the foreign deaths this run was given.
     type Outcome = (Reaped, Vec<ForeignDeath>);
 
-    fn run_once(
-        &mut self,
-        db: &Database,
-        settings: &Settings,
-    ) -> LocalBoxFuture<'static, Result<Self::Outcome, DbError>> {
-        let (db, settings, role) = (db.clone(), settings.clone(), self.role.clone());
-        let features = self.features.clone();
+    fn run_once(&mut self, db: &Database, cx: &RunContext) -> impl Running<Self::Outcome> {
+        let (db, cx) = (db.clone(), cx.clone());
         let foreign: Vec<ForeignDeath> = self
             .foreign
             .lock()
@@ -82,31 +62,16 @@ impl Check for WorkerReaper {
             .iter()
             .cloned()
             .collect();
-        Box::pin(async move {
-            role.settled(settings.connect_timeout + settings.statement_timeout)
-                .await;
-            if !role.acting() {
-                return Ok((Reaped::default(), Vec::new()));
-            }
-            let attempts = match &features {
-                Some(f) => f.get(&db, &settings).await?.attempts,
-                None => None,
-            };
-            let result = sql::reap_dead_workers_counting(
-                &db,
-                settings.dead_worker_after,
-                &foreign,
-                attempts.as_ref(),
-            )
-            .await;
-            if let (Err(DbError::Schema(_)), Some(f)) = (&result, &features) {
-                f.forget();
-            }
-            Ok((result?, foreign))
-        })
+        async move {
+            let attempts = cx.features.get(&db, &cx.settings).await?.attempts;
+            let dead_after = cx.settings.dead_worker_after;
+            let reaped =
+                sql::reap_dead_workers(&db, dead_after, &foreign, attempts.as_ref()).await?;
+            Ok((reaped, foreign))
+        }
     }
 
-    fn on_success(&mut self, (reaped, sent): Self::Outcome, cx: &RunContext<'_>) {
+    fn on_success(&mut self, (reaped, sent): Self::Outcome, to: &Reporting<'_>) {
         {
             let mut foreign = self.foreign.lock().unwrap_or_else(|e| e.into_inner());
             for done in &sent {
@@ -117,7 +82,7 @@ impl Check for WorkerReaper {
             return;
         }
         let failed = reaped.released.iter().filter(|j| j.failed).count() as u64;
-        cx.state.update(cx.project, |p| {
+        to.state.update(to.project, |p| {
             p.workers_reaped += reaped.dead.len() as u64;
             p.jobs_released += reaped.released.len() as u64 - failed;
             p.jobs_failed += failed;
@@ -129,26 +94,23 @@ impl Check for WorkerReaper {
             .partition(|j| j.worker.as_ref().is_some_and(|w| reaped.dead.contains(w)));
         if !reaped.dead.is_empty() {
             log::warn!(
-                environment = cx.project,
+                environment = to.project,
                 count = reaped.dead.len(),
                 workers:serde = reaped.dead,
                 releasedJobs:serde = summarize(&local);
                 "💀 Cleaned up dead workers"
             );
-            cx.state.event(
-                Event::new(cx.project, "workers_reaped", "💀 Cleaned up dead workers")
-                    .workers(&reaped.dead)
-                    .jobs(&local),
-            );
-            if reaped.dead.len() as u64 >= cx.settings.alert_min_resets {
+            let event = Event::new(to.project, "workers_reaped", "💀 Cleaned up dead workers");
+            to.state.event(event.workers(&reaped.dead).jobs(&local));
+            if reaped.dead.len() as u64 >= to.settings.alert_min_resets {
                 let text = format!(
                     "[{}] 💀 Cleaned up dead workers: {}",
-                    cx.project,
+                    to.project,
                     reaped.dead.join(", ")
                 );
                 let jobs = serde_json::to_value(summarize(&local)).unwrap_or_default();
-                cx.state.alert(
-                    Alert::new(cx.project, "workers_reaped", text)
+                to.state.alert(
+                    Alert::new(to.project, "workers_reaped", text)
                         .field("count", reaped.dead.len())
                         .field("workers", reaped.dead.clone())
                         .field("releasedJobs", jobs),
@@ -164,7 +126,7 @@ impl Check for WorkerReaper {
                     })
                     .collect();
                 news.do_send(WorkersDied {
-                    from: cx.project.to_string(),
+                    from: to.project.to_string(),
                     deaths,
                 });
             }
@@ -175,22 +137,17 @@ impl Check for WorkerReaper {
                 .filter_map(|j| j.worker.as_deref())
                 .collect();
             log::warn!(
-                environment = cx.project,
+                environment = to.project,
                 count = elsewhere.len(),
                 workers:serde = workers,
                 jobs:serde = summarize(&elsewhere);
                 "💀 Released jobs of workers found dead in another environment"
             );
-            cx.state.event(
-                Event::new(
-                    cx.project,
-                    "jobs_released",
-                    "💀 Released jobs of workers found dead in another environment",
-                )
-                .jobs(&elsewhere),
-            );
+            let text = "💀 Released jobs of workers found dead in another environment";
+            to.state
+                .event(Event::new(to.project, "jobs_released", text).jobs(&elsewhere));
             alert_batch(
-                cx,
+                to,
                 "jobs_released",
                 "💀 Released jobs of workers found dead in another environment",
                 &elsewhere,

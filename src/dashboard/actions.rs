@@ -173,7 +173,7 @@ async fn run(dash: &Dashboard, action: &str, body: &Body) -> Outcome {
                     Err(r) => return Ok(Err(r)),
                 };
                 dash.live.count_statement(project);
-                sql_dashboard::retry_failed_job(&db, id, seen, attempts.as_deref()).await?
+                sql_dashboard::retry_failed_job(&db, id, seen, attempts.as_ref()).await?
             } else {
                 let key = match required(&body.key, "key") {
                     Ok(k)
@@ -186,7 +186,7 @@ async fn run(dash: &Dashboard, action: &str, body: &Body) -> Outcome {
                     Err(r) => return Ok(Err(r)),
                 };
                 dash.live.count_statement(project);
-                sql_dashboard::retry_failed_group(&db, key, seen, attempts.as_deref()).await?
+                sql_dashboard::retry_failed_group(&db, key, seen, attempts.as_ref()).await?
             };
             let mut done = format!(
                 "retried {}",
@@ -298,7 +298,7 @@ fn report(
         }));
     }
     let jobs = as_released(&changed.jobs);
-    let summary = registre_actors::stuck_job_resetter::summarize(&jobs);
+    let summary = registre_actors::report::summarize(&jobs);
     let text = format!("🖐️  From the dashboard: {}", what.done);
     log::warn!(environment = project, action = action, count = changed.count,
         jobs:serde = summary, from = from; "{text}");

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use registre_actors::identifier::Identifier;
 use registre_actors::sql_dashboard::{self, Judging, LiveRead};
 use registre_actors::{Database, DbError, Project, Settings, sql};
 
@@ -38,7 +39,7 @@ struct Reader {
     project: Project,
     pool: Mutex<Option<(Database, Instant)>>,
     /// The attempts column, once probed (`Some(None)`: the table has none).
-    attempts: Mutex<Option<Option<String>>>,
+    attempts: Mutex<Option<Option<Identifier>>>,
     cache: Mutex<Option<Snapshot>>,
     /// One read at a time.
     flight: tokio::sync::Mutex<()>,
@@ -175,7 +176,7 @@ impl Live {
     pub async fn attempts_column(
         self: &Arc<Self>,
         project: &str,
-    ) -> Result<Option<String>, DbError> {
+    ) -> Result<Option<Identifier>, DbError> {
         let reader = self.readers.get(project).ok_or_else(|| unknown(project))?;
         if let Some(known) = lock(&reader.attempts).clone() {
             return Ok(known);
@@ -184,7 +185,7 @@ impl Live {
         let column = &self.settings.attempts_column;
         self.count_statement(project);
         let columns = sql::probe_columns(&db, column).await?;
-        let found = columns.has(column).then(|| column.clone());
+        let found = columns.has(column.as_str()).then(|| column.clone());
         *lock(&reader.attempts) = Some(found.clone());
         Ok(found)
     }

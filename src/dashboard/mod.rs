@@ -41,7 +41,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use registre_actors::worker_reaper::WorkersDied;
 use registre_actors::{MonitorState, Project, Settings};
 
-use crate::liveness::Liveness;
+use crate::serve::liveness::Liveness;
 use auth::{Access, Auth, Level};
 use live::Live;
 use render::{Filter, View};
@@ -57,7 +57,7 @@ const PAGE_WAIT: Duration = Duration::from_millis(1500);
 /// What the dashboard's handlers share.
 pub struct Dashboard {
     pub state: MonitorState,
-    pub settings: Settings,
+    pub settings: Arc<Settings>,
     pub liveness: Liveness,
     /// Project name -> connection string with the password hidden.
     pub urls: BTreeMap<String, String>,

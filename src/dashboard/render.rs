@@ -10,13 +10,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Instant;
 
+use registre_actors::anomaly::Anomaly;
 use registre_actors::events::{Event, KINDS};
-use registre_actors::health_reporter::Anomaly;
 use registre_actors::history::{COARSE_STEP_SECS, FINE_STEP_SECS};
 use registre_actors::project::redact_url;
 use registre_actors::sql_dashboard::LiveRead;
 use registre_actors::state::ProjectState;
-use registre_actors::{ChildKind, DbError};
+use registre_actors::{ChildKind, DbError, Role};
 use serde::Deserialize;
 
 use super::Dashboard;
@@ -168,13 +168,14 @@ const ANOMALIES: [Anomaly; 3] = [
 
 /// A project's acting role, as a person reads it.
 fn role(p: &ProjectState) -> String {
-    match p.role.as_deref() {
-        Some("acting") => "acting".into(),
-        Some("standby") => match &p.acting_instance {
+    match p.role {
+        Role::Acting => "acting".into(),
+        Role::Alone => "acting (no election)".into(),
+        Role::StandingBy => match &p.acting_instance {
             Some(other) => format!("standing by ({} acts)", escape(other)),
             None => "standing by".into(),
         },
-        _ => "role not decided yet".into(),
+        Role::Undecided => "role not decided yet".into(),
     }
 }
 
@@ -182,7 +183,7 @@ fn role(p: &ProjectState) -> String {
 fn failing(p: &ProjectState) -> Option<(&'static str, &DbError)> {
     ChildKind::ALL
         .iter()
-        .find_map(|k| Some((k.name(), p.checks.get(k.name())?.last_error.as_ref()?)))
+        .find_map(|k| Some((k.name(), p.check(*k)?.last_error.as_ref()?)))
 }
 
 /// Red: unreachable, a check failing, or nobody working while jobs wait.
@@ -376,7 +377,7 @@ impl View<'_> {
         );
         out.push_str("<ul class=\"checks\">");
         for kind in ChildKind::ALL {
-            let Some(c) = p.checks.get(kind.name()) else {
+            let Some(c) = p.check(kind) else {
                 let _ = write!(out, "<li>{}: not run yet</li>", kind.name());
                 continue;
             };

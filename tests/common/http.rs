@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use registre_monitor::healthcheck;
+use registre_monitor::commands::healthcheck;
 use serde_json::Value;
 
 use super::Monitor;
@@ -43,6 +43,25 @@ pub fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
     let (code, body) = get(addr, path);
     let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
     (code, json)
+}
+
+/// One figure of one check in `/status` (`runs`, `errors`, ...); 0 before
+/// the check's first run.
+pub fn check_figure(addr: SocketAddr, project: &str, check: &str, figure: &str) -> u64 {
+    get_json(addr, "/status").1["projects"][project]["checks"][check][figure]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Waits until a check's figure has grown by `n` from what it is now: the
+/// positive sign that time passed with the check at work (or failing).
+pub fn wait_more(addr: SocketAddr, project: &str, check: &str, figure: &str, n: u64) {
+    let start = check_figure(addr, project, check, figure);
+    super::eventually(
+        &format!("{n} more {figure} of {project}/{check}"),
+        Duration::from_secs(30),
+        || check_figure(addr, project, check, figure) >= start + n,
+    );
 }
 
 /// Every sample of a Prometheus text exposition, `name{labels}` -> value;

@@ -1,6 +1,6 @@
-//! Helpers for the integration tests: a fresh database per test, and the
-//! real `registre-monitor` binary run against it with its JSON logs read
-//! back as they come.
+//! Helpers for the integration tests: a fresh database per test (the
+//! actors' tests' [`TestDb`], shared), and the real `registre-monitor`
+//! binary run against it with its JSON logs read back as they come.
 
 #![allow(dead_code)] // each test binary uses its own subset
 
@@ -16,132 +16,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use postgres::{Client, NoTls};
 use serde_json::Value;
 
-/// The server the tests use; `TEST_DATABASE_URL` points elsewhere.
-pub fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
+#[path = "../../actors/tests/common/testdb.rs"]
+mod testdb;
 
-/// `admin_url` with another database name.
-pub fn url_for(database: &str) -> String {
-    let base = admin_url();
-    let cut = base
-        .rfind('/')
-        .expect("TEST_DATABASE_URL has a database part");
-    format!("{}/{database}", &base[..cut])
-}
-
-pub const SCHEMA: &str = include_str!("../../sql/schema.sql");
-
-/// A database of the test's own, with the watched schema; dropped at the end.
-pub struct TestDb {
-    pub name: String,
-    pub url: String,
-    pub client: Client,
-}
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use testdb::{SCHEMA, TestDb, admin_url, schema_without_attempts, schema_without_ocr};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-impl TestDb {
-    pub fn new(tag: &str) -> TestDb {
-        Self::with_schema(tag, SCHEMA)
-    }
-
-    /// A fresh database with `schema` applied instead of the real one.
-    pub fn with_schema(tag: &str, schema: &str) -> TestDb {
-        let name = format!(
-            "rmtest_{tag}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
-        let mut admin = Client::connect(&admin_url(), NoTls).expect("connect to the test Postgres");
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create test database");
-        let url = url_for(&name);
-        let mut client = Client::connect(&url, NoTls).expect("connect to the test database");
-        client.batch_execute(schema).expect("apply schema");
-        TestDb { name, url, client }
-    }
-
-    pub fn exec(&mut self, sql: &str) {
-        self.client
-            .batch_execute(sql)
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    /// A single `bigint`/`int` value.
-    pub fn count(&mut self, sql: &str) -> i64 {
-        self.client
-            .query_one(sql, &[])
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .get(0)
-    }
-
-    /// A single text value (NULL as `None`).
-    pub fn text(&mut self, sql: &str) -> Option<String> {
-        self.client
-            .query_one(sql, &[])
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .get(0)
-    }
-
-    /// Inserts a job and returns its id.
-    pub fn job(
-        &mut self,
-        status: i32,
-        worker: Option<&str>,
-        started_ago: Option<&str>,
-        doc: &str,
-    ) -> String {
-        let started = started_ago.map_or("NULL".to_string(), |ago| {
-            format!("now() - interval '{ago}'")
-        });
-        let worker = worker.map_or("NULL".to_string(), |w| format!("'{w}'"));
-        let (source, number) = doc.split_once(':').unwrap();
-        self.text(&format!(
-            "INSERT INTO extraction_queue (status_id, worker_id, processing_started_at, document_source, document_number)
-             VALUES ({status}, {worker}, {started}, '{source}', '{number}') RETURNING id::text"
-        ))
-        .unwrap()
-    }
-
-    /// Inserts a worker whose last heartbeat was `ago` ago.
-    pub fn worker(&mut self, id: &str, status: &str, ago: &str) {
-        self.exec(&format!(
-            "INSERT INTO worker_status (worker_id, status, last_heartbeat) VALUES ('{id}', '{status}', now() - interval '{ago}')"
-        ));
-    }
-
-    pub fn job_status(&mut self, id: &str) -> i64 {
-        self.count(&format!(
-            "SELECT status_id::bigint FROM extraction_queue WHERE id = '{id}'"
-        ))
-    }
-
-    /// Terminates every other session on this database.
-    pub fn kill_backends(&mut self) -> i64 {
-        self.count(&format!(
-            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE datname = '{}' AND pid <> pg_backend_pid()) t",
-            self.name
-        ))
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = Client::connect(&admin_url(), NoTls) {
-            let _ = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
-}
 
 /// Waits for `cond`, polling; panics with `what` after `timeout`.
 pub fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {

@@ -1,0 +1,70 @@
+//! Every statement the monitor sends, one function each, grouped by the
+//! rule it serves.
+//!
+//! Each is a single statement (data-modifying CTEs where it both reads and
+//! writes), so it is atomic; each compares against the database's `now()`,
+//! so the monitor host's clock never matters; each returns one JSON value so
+//! a simple-protocol request can carry it. Values are written into the text:
+//! durations as whole milliseconds, strings through [`literal`], configured
+//! names as quoted [`Identifier`](crate::identifier::Identifier)s.
+//!
+//! Parts: [`stage`] (the two stages a job can be stuck in, their columns,
+//! and how a job is put back), [`stuck`] (stuck jobs), [`dead_workers`],
+//! [`mod@leadership`] (the election's lock), [`health`] (the counts),
+//! [`columns`] (the schema probes), [`mod@diagnose`] (the operator's snapshot).
+
+pub mod columns;
+pub mod dead_workers;
+pub mod diagnose;
+pub mod health;
+pub mod leadership;
+pub mod stage;
+pub mod stuck;
+
+use std::time::Duration;
+
+pub use columns::{
+    ColumnType, Columns, OPTIONAL_COLUMNS, probe_columns, probe_columns_sql, schema_columns,
+};
+pub use dead_workers::{ForeignDeath, Reaped, reap_dead_workers, reap_dead_workers_sql};
+pub use diagnose::{Diagnosis, StatusCount, WorkerRow, diagnose};
+pub use health::{HealthCounts, health_counts, health_counts_sql};
+pub use leadership::{LEADER_LOCK, Leadership, leadership, leadership_sql};
+pub use stage::{
+    AttemptColumns, DEFAULT_MAX_ATTEMPTS, OCR, OCR_RESET_MESSAGE, PROCESSING, ReleasedJob,
+    STUCK_FAILED_MESSAGE, STUCK_RESET_MESSAGE, Stage,
+};
+pub use stuck::{
+    LiveGrace, OcrRule, StuckResets, StuckRules, find_stuck_jobs, reset_stuck, reset_stuck_jobs,
+    reset_stuck_sql,
+};
+
+/// A duration as an SQL interval literal, in whole milliseconds.
+pub(crate) fn interval(d: Duration) -> String {
+    format!("interval '{} milliseconds'", d.as_millis())
+}
+
+/// A string as an SQL literal that reads the same whatever
+/// `standard_conforming_strings` says.
+pub fn literal(s: &str) -> String {
+    format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_escapes_quotes_and_backslashes() {
+        assert_eq!(literal("worker-1"), "E'worker-1'");
+        assert_eq!(literal(r"a'b\c"), r"E'a''b\\c'");
+    }
+
+    #[test]
+    fn interval_is_whole_milliseconds() {
+        assert_eq!(
+            interval(Duration::from_millis(1500)),
+            "interval '1500 milliseconds'"
+        );
+    }
+}
