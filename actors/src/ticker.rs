@@ -17,8 +17,10 @@ use actix::prelude::*;
 use crate::alerts::Alert;
 use crate::check::{Check, Gate, Reporting, RunContext};
 use crate::database::{Database, DbError};
+use crate::events::Event;
 use crate::fault::{Fault, InjectChildFault};
 use crate::kind::ChildKind;
+use crate::project::redact_url;
 use crate::state::{FailureNews, MonitorState};
 use crate::supervision::{ExitNotice, Stop};
 
@@ -115,6 +117,7 @@ impl<C: Check> Ticker<C> {
                 if state.run_succeeded(env, C::KIND, took) {
                     let text = "✅ Environment healthy again: checks succeed";
                     log::info!(environment = env, check = check; "{text}");
+                    state.event(Event::new(env, "recovered", text));
                     state.alert(Alert::new(env, "recovered", format!("[{env}] {text}")));
                 }
                 if let Some(outcome) = outcome {
@@ -141,6 +144,8 @@ impl<C: Check> Ticker<C> {
                 } else {
                     "failing"
                 };
+                let line = format!("❌ Error in {check}: {}", redact_url(&text));
+                state.event(Event::new(env, kind, line));
                 let alert = format!("[{env}] ❌ Error in {check}: {text}");
                 state.alert(
                     Alert::new(env, kind, alert)
