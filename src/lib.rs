@@ -6,11 +6,14 @@
 //! - [`serve`]: `registre-monitor run`: the actor tree, the HTTP endpoints
 //!   (`/healthz`, `/readyz`, `/metrics`, `/status`), systemd's notify
 //!   protocol and the alerts' webhook, until SIGTERM;
+//! - [`dashboard`]: the page at `GET /` on the same server, its event
+//!   stream, its access rules and a person's actions;
 //! - [`commands`]: the other subcommands: `check`, `diagnose`,
 //!   `reset-stuck-jobs`, `healthcheck` and `demo`;
 //! - [`logging`]: text or JSON log lines with their structured fields.
 
 pub mod commands;
 pub mod config;
+pub mod dashboard;
 pub mod logging;
 pub mod serve;

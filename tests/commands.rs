@@ -313,7 +313,8 @@ fn demo_without_postgres_says_what_it_tried_and_how_to_point_elsewhere() {
 
 /// Ctrl-C (SIGINT) in the middle of a demo stops it cleanly: it reports the
 /// interruption, exits 1 (not every job finished) and still drops its
-/// scratch database.
+/// scratch database. Its first line is the dashboard's address, which
+/// serves the page while the demo runs.
 #[test]
 fn demo_interrupted_by_ctrl_c_still_drops_its_scratch_database() {
     use std::io::{BufRead, BufReader};
@@ -339,8 +340,20 @@ fn demo_interrupted_by_ctrl_c_still_drops_its_scratch_database() {
     .spawn()
     .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut dashboard = String::new();
+    stdout.read_line(&mut dashboard).unwrap();
+    let page = dashboard
+        .strip_prefix("Dashboard: http://")
+        .and_then(|rest| rest.split_once('/'))
+        .unwrap_or_else(|| panic!("the first line is not the dashboard: {dashboard}"))
+        .0
+        .parse()
+        .unwrap();
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
+    let (code, body) = common::http::get(page, "/");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("id=\"card-demo\""), "{body}");
     let name = first
         .split_whitespace()
         .find(|w| w.starts_with("registre_demo_"))

@@ -15,6 +15,7 @@ use crate::alerts::Alert;
 use crate::anomaly::{self, Anomalies, Anomaly, Say};
 use crate::check::{Check, Gate, Reporting, RunContext, Running};
 use crate::database::Database;
+use crate::events::Event;
 use crate::kind::ChildKind;
 use crate::role::Role;
 use crate::sql::{self, HealthCounts};
@@ -42,6 +43,7 @@ impl Check for HealthReporter {
     fn on_success(&mut self, counts: HealthCounts, to: &Reporting<'_>) {
         to.state
             .update(to.project, |p| p.last_counts = Some(counts));
+        to.state.counted(to.project, &counts);
         let now = Instant::now();
         let every = to.settings.health_log_every;
         if let Some(next) = anomaly::status_line_due(self.next_status_line, now, every) {
@@ -78,6 +80,8 @@ fn speak(anomaly: Anomaly, say: Say, counts: HealthCounts, fleet: u64, to: &Repo
         Say::Warn { first } => {
             warn(anomaly, counts, fleet, to);
             if first {
+                to.state
+                    .event(Event::new(env, "anomaly", anomaly.message()));
                 let text = format!("[{env}] {}", anomaly.message());
                 to.state.alert(
                     Alert::new(env, "anomaly", text)
@@ -94,6 +98,8 @@ fn speak(anomaly: Anomaly, say: Say, counts: HealthCounts, fleet: u64, to: &Repo
             let what = anomaly.message().trim_start_matches("⚠️").trim();
             log::info!(environment = env, anomaly = anomaly.name();
                 "✅ Anomaly cleared: {what}");
+            let line = format!("✅ Anomaly cleared: {what}");
+            to.state.event(Event::new(env, "anomaly_cleared", line));
             let text = format!("[{env}] ✅ Anomaly cleared: {what}");
             to.state.alert(
                 Alert::new(env, "anomaly_cleared", text)

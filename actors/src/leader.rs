@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use crate::check::{Check, Gate, Reporting, RunContext, Running};
 use crate::database::{Database, DbError};
+use crate::events::Event;
 use crate::kind::ChildKind;
 use crate::project::Project;
 use crate::role::Role;
@@ -161,6 +162,8 @@ impl Check for LeaderElection {
                 self.session.pid.store(found.pid, Ordering::SeqCst);
                 if to.role != Role::Acting {
                     log::info!(environment = env, instance = instance; "👑 Acting for environment");
+                    let text = format!("👑 Acting for environment ({instance})");
+                    to.state.event(Event::new(env, "leadership", text));
                 }
                 to.state
                     .set_role(env, Role::Acting, Some(instance.to_string()), true);
@@ -170,6 +173,9 @@ impl Check for LeaderElection {
                     log::info!(environment = env, instance = instance,
                         actingInstance = holder.as_deref().unwrap_or("unknown");
                         "💤 Standing by: another instance acts for environment");
+                    let acting = holder.as_deref().unwrap_or("another instance");
+                    let text = format!("💤 Standing by: {acting} acts");
+                    to.state.event(Event::new(env, "leadership", text));
                 }
                 to.state.set_role(env, Role::StandingBy, holder, true);
             }

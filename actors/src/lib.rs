@@ -22,11 +22,12 @@
 //!   by `/status` and `/metrics`; [`histogram`]: its run durations),
 //!   [`role`], [`features`] (what a project's schema allows), [`report`]
 //!   (how put-back jobs are logged and alerted), [`alerts`] (the alert
-//!   model and its queue);
+//!   model and its queue), [`history`] and [`events`] (counts over time and
+//!   the timeline of what happened, in memory, for the dashboard);
 //! - the database: [`database`] (the pool and the one way a statement is
 //!   sent), [`sql`] (every statement, one function each, atomic and timed by
-//!   the database's clock), [`project`], [`conninfo`] and [`tls`] (connection
-//!   settings),
+//!   the database's clock; the dashboard's own in [`sql_dashboard`]),
+//!   [`project`], [`conninfo`] and [`tls`] (connection settings),
 //!   [`identifier`] (names written into statements), [`schema`] and
 //!   [`indexes`] (what the statements expect and want);
 //! - [`settings`]: the tunables, already checked; [`spelling`]: the nearest
@@ -38,10 +39,12 @@ pub mod check;
 pub mod conninfo;
 pub mod database;
 pub mod environment;
+pub mod events;
 pub mod fault;
 pub mod features;
 pub mod health_reporter;
 pub mod histogram;
+pub mod history;
 pub mod identifier;
 pub mod indexes;
 pub mod kind;
@@ -53,6 +56,7 @@ pub mod schema;
 pub mod settings;
 pub mod spelling;
 pub mod sql;
+pub mod sql_dashboard;
 pub mod state;
 pub mod stuck_job_resetter;
 pub mod supervision;

@@ -10,8 +10,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::alerts::{Alert, AlertCounters, AlertSink};
 use crate::database::DbError;
+use crate::events::Timeline;
 pub use crate::histogram::DURATION_BUCKETS;
 use crate::histogram::DurationHistogram;
+use crate::history::History;
 use crate::kind::{ActorKind, ChildKind};
 use crate::role::Role;
 use crate::sql::HealthCounts;
@@ -123,6 +125,9 @@ pub struct MonitorState {
     alerts: Arc<OnceLock<AlertSink>>,
     /// Woken when a role is decided or an election run finished.
     roles: Arc<tokio::sync::Notify>,
+    /// Counts over time and the timeline, for the dashboard (bounded).
+    pub(crate) history: Arc<History>,
+    pub(crate) timeline: Arc<Timeline>,
 }
 
 impl MonitorState {

@@ -11,6 +11,7 @@
 
 use crate::check::{Check, Gate, Reporting, RunContext, Running};
 use crate::database::Database;
+use crate::events::Event;
 use crate::kind::ChildKind;
 use crate::report::{alert_batch, summarize};
 use crate::sql::{self, StuckResets};
@@ -71,6 +72,8 @@ impl Check for StuckJobResetter {
                 jobs:serde = summarize(jobs);
                 "{message}"
             );
+            to.state
+                .event(Event::new(to.project, kind, message).jobs(jobs));
             alert_batch(to, kind, message, jobs);
         }
     }

@@ -114,6 +114,8 @@ impl<K: Ord> Restarts<K> {
         let name = actor.name();
         log::error!(environment = project, actor = name, restartInMs = delay.as_millis() as u64;
             "🔁 {name} stopped unexpectedly; restarting it");
+        let text = format!("🔁 {name} stopped unexpectedly; restarting it");
+        state.event(crate::events::Event::new(project, "restart", text));
         delay
     }
 }

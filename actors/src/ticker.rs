@@ -17,6 +17,7 @@ use actix::prelude::*;
 use crate::alerts::Alert;
 use crate::check::{Check, Gate, Reporting, RunContext};
 use crate::database::{Database, DbError};
+use crate::events::Event;
 use crate::fault::{Fault, InjectChildFault};
 use crate::kind::ChildKind;
 use crate::state::{FailureNews, MonitorState};
@@ -115,6 +116,7 @@ impl<C: Check> Ticker<C> {
                 if state.run_succeeded(env, C::KIND, took) {
                     let text = "✅ Environment healthy again: checks succeed";
                     log::info!(environment = env, check = check; "{text}");
+                    state.event(Event::new(env, "recovered", text));
                     state.alert(Alert::new(env, "recovered", format!("[{env}] {text}")));
                 }
                 if let Some(outcome) = outcome {
@@ -141,6 +143,8 @@ impl<C: Check> Ticker<C> {
                 } else {
                     "failing"
                 };
+                let line = format!("❌ Error in {check}: {text}");
+                state.event(Event::new(env, kind, line));
                 let alert = format!("[{env}] ❌ Error in {check}: {text}");
                 state.alert(
                     Alert::new(env, kind, alert)

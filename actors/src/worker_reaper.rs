@@ -16,6 +16,7 @@ use actix::{Message, WeakRecipient};
 use crate::alerts::Alert;
 use crate::check::{Check, Gate, Reporting, RunContext, Running};
 use crate::database::Database;
+use crate::events::Event;
 use crate::kind::ChildKind;
 use crate::report::{alert_batch, summarize};
 use crate::sql::{self, ForeignDeath, Reaped};
@@ -99,6 +100,8 @@ impl Check for WorkerReaper {
                 releasedJobs:serde = summarize(&local);
                 "💀 Cleaned up dead workers"
             );
+            let event = Event::new(to.project, "workers_reaped", "💀 Cleaned up dead workers");
+            to.state.event(event.workers(&reaped.dead).jobs(&local));
             if reaped.dead.len() as u64 >= to.settings.alert_min_resets {
                 let text = format!(
                     "[{}] 💀 Cleaned up dead workers: {}",
@@ -140,6 +143,9 @@ impl Check for WorkerReaper {
                 jobs:serde = summarize(&elsewhere);
                 "💀 Released jobs of workers found dead in another environment"
             );
+            let text = "💀 Released jobs of workers found dead in another environment";
+            to.state
+                .event(Event::new(to.project, "jobs_released", text).jobs(&elsewhere));
             alert_batch(
                 to,
                 "jobs_released",

@@ -275,9 +275,27 @@ pub struct MonitorArgs {
     #[arg(long, env = "MONITOR_ALERT_REPEAT_AFTER", value_name = "DURATION")]
     pub alert_repeat_after: Option<String>,
 
-    /// Address of /healthz, /readyz, /metrics and /status, or off [default: 127.0.0.1:9464]
+    /// Address of the dashboard, /healthz, /readyz, /metrics and /status, or off [default: 127.0.0.1:9464]
     #[arg(long, env = "MONITOR_HTTP_ADDR", value_name = "ADDR")]
     pub http_addr: Option<String>,
+
+    /// Token needed to see the dashboard, /status, /metrics (a secret; prefer the variable) [default: none: open]
+    #[arg(
+        long,
+        env = "MONITOR_HTTP_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub http_token: Option<String>,
+
+    /// Token that enables the dashboard's actions (a secret; prefer the variable) [default: none: read-only]
+    #[arg(
+        long,
+        env = "MONITOR_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
 
     /// true enables POST /debug/fault, a drill hook that makes a check panic or hang [default: false]
     #[arg(long, env = "MONITOR_ENABLE_FAULT_INJECTION", value_name = "BOOL")]

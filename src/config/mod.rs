@@ -23,6 +23,7 @@ use std::sync::Arc;
 use log::LevelFilter;
 use registre_actors::{Project, Settings};
 
+use crate::dashboard::auth::{Access, Secret};
 use cli::SettingsArgs;
 
 /// Everything the program needs, checked.
@@ -58,6 +59,8 @@ pub struct HttpSettings {
     pub addr: Option<SocketAddr>,
     /// Whether `POST /debug/fault` (a drill hook) is served.
     pub fault_injection: bool,
+    /// The dashboard's tokens (`MONITOR_HTTP_TOKEN`, `MONITOR_ADMIN_TOKEN`).
+    pub access: Access,
 }
 
 impl HttpSettings {
@@ -190,8 +193,8 @@ pub fn wants_json(args: &SettingsArgs) -> bool {
     args.log.log_format.as_deref().map(str::trim) == Some("json")
 }
 
-/// Reads `MONITOR_HTTP_ADDR` and `MONITOR_ENABLE_FAULT_INJECTION`; needs no
-/// project, so `healthcheck` can use it alone.
+/// Reads `MONITOR_HTTP_ADDR`, `MONITOR_ENABLE_FAULT_INJECTION` and the
+/// dashboard's tokens; needs no project, so `healthcheck` can use it alone.
 pub fn http_settings(args: &SettingsArgs) -> Result<HttpSettings, ConfigError> {
     let addr = match args.monitor.http_addr.as_deref().map(str::trim) {
         Some("off") => None,
@@ -214,7 +217,30 @@ pub fn http_settings(args: &SettingsArgs) -> Result<HttpSettings, ConfigError> {
     Ok(HttpSettings {
         addr,
         fault_injection,
+        access: access_settings(args)?,
     })
+}
+
+/// The dashboard's tokens: secrets, never repeated in an error.
+fn access_settings(args: &SettingsArgs) -> Result<Access, ConfigError> {
+    let token = |var: &str, value: &Option<String>| {
+        value
+            .as_deref()
+            .map_or(Ok(None), |v| Secret::parse(var, v))
+            .map_err(ConfigError)
+    };
+    let access = Access {
+        view_token: token("MONITOR_HTTP_TOKEN", &args.monitor.http_token)?,
+        admin_token: token("MONITOR_ADMIN_TOKEN", &args.monitor.admin_token)?,
+    };
+    if access.view_token.is_some() && access.view_token == access.admin_token {
+        return Err(ConfigError(
+            "MONITOR_ADMIN_TOKEN (value hidden) is the same as MONITOR_HTTP_TOKEN; expected two different \
+             secrets (the admin token also lets its holder view)"
+                .into(),
+        ));
+    }
+    Ok(access)
 }
 
 fn log_settings(args: &SettingsArgs, env: &[(String, String)]) -> Result<LogSettings, ConfigError> {

@@ -12,7 +12,10 @@
 //! - `GET /status`: a JSON snapshot of every project, without secrets;
 //! - `POST /debug/fault?environment=..&actor=..&fault=panic|hang`: a drill
 //!   hook, served only when `MONITOR_ENABLE_FAULT_INJECTION=true`, that
-//!   makes one check of one project panic or hang.
+//!   makes one check of one project panic or hang;
+//! - `GET /` and the rest of the dashboard ([`crate::dashboard`]), whose
+//!   gate also guards the routes above but `/healthz` and `/readyz` when
+//!   `MONITOR_HTTP_TOKEN` is set.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -28,6 +31,8 @@ use registre_actors::state::{CheckState, ProjectState};
 use registre_actors::{ActorKind, ChildKind, Fault, InjectFault, Project, Supervisor};
 use serde_json::{Value, json};
 
+use crate::config::HttpSettings;
+use crate::dashboard::{self, Dashboard};
 use crate::serve::liveness::Liveness;
 use crate::serve::metrics::{CONTENT_TYPE, Metrics};
 
@@ -64,10 +69,19 @@ pub fn serve(
     liveness: Liveness,
     supervisor: Addr<Supervisor>,
     projects: &[Project],
-    fault_injection: bool,
+    http: &HttpSettings,
 ) -> std::io::Result<ServerHandle> {
+    let fault_injection = http.fault_injection;
+    let tree = supervisor.clone();
+    let dashboard = web::Data::new(Dashboard::new(
+        liveness.clone(),
+        projects,
+        http.access.clone(),
+        Some(supervisor.clone().recipient()),
+        Box::new(move || tree.connected()),
+    ));
     let shared = web::Data::from(Arc::new(Shared {
-        metrics: Metrics::new(liveness.state.clone()),
+        metrics: Metrics::new(liveness.state.clone()).with(dashboard.collector()),
         liveness,
         supervisor,
         urls: projects
@@ -78,6 +92,9 @@ pub fn serve(
     }));
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
+            .wrap(actix_web::middleware::from_fn(dashboard::auth::gate))
+            .app_data(dashboard.clone())
+            .configure(dashboard::configure)
             .app_data(shared.clone())
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))

@@ -48,6 +48,12 @@ impl Metrics {
         Metrics { registry }
     }
 
+    /// Adds another collector (the dashboard's).
+    pub fn with(mut self, collector: Box<dyn Collector>) -> Self {
+        self.registry.register_collector(collector);
+        self
+    }
+
     /// The text a scrape gets.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -100,7 +100,7 @@ fn serve_http(
         liveness.clone(),
         supervisor.clone(),
         &config.projects,
-        faults,
+        &config.http,
     );
     match served {
         Ok(handle) => {

@@ -7,6 +7,7 @@
 pub mod http;
 pub mod pgbouncer;
 pub mod proxy;
+pub mod web;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

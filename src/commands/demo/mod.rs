@@ -8,6 +8,8 @@
 //! progress while it runs, then whether every job was finished and how long
 //! the worst recovery took (a worker's crash or hang to its job back in the
 //! queue). The scratch database is dropped at the end, Ctrl-C included.
+//! The first line it prints is the address of the dashboard (the same
+//! server as `run`'s, on a free loopback port), live while the demo runs.
 //!
 //! Parts: [`worker`] (the simulated worker), [`sql`] (the statements the
 //! monitor never sends), `scratch` (the database's life), [`progress`] (the
@@ -27,8 +29,11 @@ use actix::prelude::*;
 use registre_actors::{Database, MonitorState, Project, Settings, Supervisor};
 use tokio_util::sync::CancellationToken;
 
+use crate::config::HttpSettings;
 use crate::config::cli::DemoArgs;
 use crate::config::duration;
+use crate::serve::http;
+use crate::serve::liveness::Liveness;
 use progress::{Progress, Summary};
 use scratch::Scratch;
 use worker::{Fate, Worker, WorkerConfig, WorkerStats};
@@ -92,6 +97,17 @@ pub fn run(args: DemoArgs) -> ExitCode {
             return ExitCode::from(EXIT_CANNOT_START);
         }
     };
+    // The dashboard's address first, so that it is the first thing seen.
+    let listener = match http::bind((std::net::Ipv4Addr::LOCALHOST, 0).into()) {
+        Ok((listener, addr)) => {
+            println!("Dashboard: http://{addr}/ (live while the demo runs)");
+            Some(listener)
+        }
+        Err(e) => {
+            println!("No dashboard: {e}");
+            None
+        }
+    };
     let system = actix_rt::System::new();
     let code = system.block_on(async move {
         let settings = demo_settings();
@@ -138,7 +154,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
             duration::show(settings.dead_worker_after),
             duration::show(settings.check_interval),
         );
-        let outcome = demo(&scratch, &settings, &args, limit, interrupt).await;
+        let outcome = demo(&scratch, &settings, &args, limit, interrupt, listener).await;
         let dropped = scratch.drop_database().await;
         match outcome {
             Err(e) => {
@@ -173,6 +189,7 @@ async fn demo(
     args: &DemoArgs,
     limit: Duration,
     interrupt: CancellationToken,
+    dashboard: Option<std::net::TcpListener>,
 ) -> Result<Summary, String> {
     let project = scratch.project();
     let db = Database::new(
@@ -188,12 +205,22 @@ async fn demo(
     let state = MonitorState::new();
     let monitor = Arbiter::new();
     // Held to the end: an actor nobody holds an address of stops.
-    let _supervisor = {
+    let supervisor = {
         let (project, settings, state) = (project.clone(), settings.clone(), state.clone());
         Supervisor::start_in_arbiter(&monitor.handle(), move |_| {
             Supervisor::new(vec![project], settings, state)
         })
     };
+    let server = dashboard.and_then(|listener| {
+        let http = HttpSettings {
+            addr: None,
+            fault_injection: false,
+            access: Default::default(),
+        };
+        let liveness = Liveness::new(state.clone(), Arc::new(settings.clone()));
+        let projects = std::slice::from_ref(&project);
+        http::serve(listener, liveness, supervisor.clone(), projects, &http).ok()
+    });
 
     let started = Instant::now();
     let seed = std::time::SystemTime::now()
@@ -250,6 +277,9 @@ async fn demo(
         if let Ok(s) = h.await {
             stats.push(s);
         }
+    }
+    if let Some(server) = server {
+        server.stop(true).await;
     }
     monitor.stop();
     // The monitor's thread ends at once; its connections close with it.
