@@ -213,7 +213,7 @@ fn alerts_reach_the_webhook_once_per_kind_and_clear() {
 fn unreachable_and_back_are_alerted() {
     let receiver = Receiver::start(Answer::Ok);
     let db = TestDb::new("alertdown");
-    let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap());
+    let proxy = Proxy::start();
     let mut vars = fast(&[("MONITOR_HEALTH_LOG_EVERY", "200ms")]);
     vars.push(("MONITOR_ALERT_WEBHOOK_URL".into(), receiver.url()));
     vars.push(("DEV_SUPABASE_DB_URL".into(), proxy.url(&db.name)));

@@ -150,7 +150,7 @@ fn tls_modes_behave_as_libpq_says() {
 #[test]
 fn a_server_that_never_answers_cannot_hang_a_check() {
     let mut good = TestDb::new("silent");
-    let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap());
+    let proxy = Proxy::start();
     proxy.blackhole();
     let mut vars = fast(&[
         ("MONITOR_CONNECT_TIMEOUT", "500ms"),
@@ -220,7 +220,7 @@ fn a_statement_blocked_by_a_lock_times_out_and_recovers() {
 #[test]
 fn an_outage_is_reported_once_and_healed_after() {
     let mut db = TestDb::new("outage");
-    let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap());
+    let proxy = Proxy::start();
     let mut vars = fast(&[
         ("MONITOR_STUCK_JOB_AFTER", "1s"),
         ("MONITOR_HEALTH_LOG_EVERY", "200ms"),

@@ -41,7 +41,7 @@ fn stale_jobs_are_reset_and_fresh_ones_left_alone() {
     let jobs = line["jobs"].as_array().unwrap();
     let ids: Vec<&str> = jobs.iter().map(|j| j["id"].as_str().unwrap()).collect();
     assert!(
-        ids.contains(&&stale[..8]) && ids.contains(&&no_start[..8]),
+        ids.contains(&stale.as_str()) && ids.contains(&no_start.as_str()),
         "{line}"
     );
     assert!(
@@ -165,7 +165,7 @@ fn a_worker_dead_in_one_project_frees_its_jobs_in_another() {
         WAIT,
     );
     assert_eq!(freed[0]["count"], 1);
-    assert_eq!(freed[0]["jobs"][0]["id"], &held[..8]);
+    assert_eq!(freed[0]["jobs"][0]["id"], held.as_str());
     assert_eq!(other.job_status(&held), 1);
     assert_eq!(other.job_status(&someone_else), 2);
 }
@@ -221,13 +221,16 @@ fn an_unreachable_project_does_not_stop_the_others() {
 }
 
 /// A backend killed under the monitor costs at most one failed run: the
-/// next cycle works on a fresh connection.
+/// next cycle works on a fresh connection. The pool's own `Connection
+/// error` line (and every line the driver writes) names the project.
 #[test]
 fn a_killed_backend_is_replaced_on_the_next_cycle() {
     let mut db = TestDb::new("kill");
     let mut vars = fast(&[
         ("MONITOR_STUCK_JOB_AFTER", "1s"),
         ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
+        // The driver's and the pool's own lines too.
+        ("RUST_LOG", "debug"),
     ]);
     vars.push(var("dev", &db));
     let monitor = Monitor::start(&vars);
@@ -237,6 +240,23 @@ fn a_killed_backend_is_replaced_on_the_next_cycle() {
     let stale = db.job(2, Some("worker-ac"), Some("10 minutes"), "acte:1");
     monitor.wait_for(1, "🔄 Auto-reset stuck jobs", Some("dev"), WAIT);
     assert_eq!(db.job_status(&stale), 1);
+    let lost = monitor.wait_for(1, "Connection error: ", None, WAIT);
+    assert_eq!(lost[0]["environment"], "dev", "{lost:?}");
+    assert_eq!(lost[0]["level"], "WARN", "{lost:?}");
+    let unnamed: Vec<_> = monitor
+        .logs()
+        .into_iter()
+        .filter(|l| {
+            l["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("tokio_postgres") || t.starts_with("deadpool"))
+        })
+        .filter(|l| l["environment"] != "dev")
+        .collect();
+    assert!(
+        unnamed.is_empty(),
+        "driver lines without the project: {unnamed:?}"
+    );
 }
 
 /// SIGTERM ends the process cleanly, with exit code 0, well within 10 s,

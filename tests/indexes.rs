@@ -52,7 +52,7 @@ fn with_the_recommended_indexes_the_checks_heal_the_same() {
 
     let reset = monitor.wait_for(1, "🔄 Auto-reset stuck jobs", Some("home"), WAIT);
     assert_eq!(reset[0]["count"], 1);
-    assert_eq!(reset[0]["jobs"][0]["id"], &stale[..8]);
+    assert_eq!(reset[0]["jobs"][0]["id"], stale.as_str());
     let dead = monitor.wait_for(1, "💀 Cleaned up dead workers", Some("home"), WAIT);
     assert_eq!(dead[0]["workers"], serde_json::json!(["worker-dead"]));
     let freed = monitor.wait_for(
@@ -62,7 +62,7 @@ fn with_the_recommended_indexes_the_checks_heal_the_same() {
         WAIT,
     );
     assert_eq!(freed[0]["count"], 1);
-    assert_eq!(freed[0]["jobs"][0]["id"], &held_elsewhere[..8]);
+    assert_eq!(freed[0]["jobs"][0]["id"], held_elsewhere.as_str());
 
     assert_eq!(home.job_status(&stale), 1);
     assert_eq!(home.job_status(&held), 1);

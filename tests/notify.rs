@@ -95,6 +95,36 @@ fn ready_watchdog_and_stopping() {
     assert!(last.lines().any(|l| l == "STOPPING=1"), "{last:?}");
 }
 
+/// SIGHUP, SIGUSR1 and SIGUSR2 are logged and ignored: the monitor keeps
+/// running (and pinging); SIGTERM still stops it with `🛑 Shutting down`,
+/// STOPPING=1 and exit 0.
+#[test]
+fn hangup_and_user_signals_are_logged_and_ignored() {
+    let db = TestDb::new("signals");
+    let systemd = FakeSystemd::new();
+    let mut monitor = Monitor::start(&vars(&db, &systemd));
+    eventually("READY=1", WAIT, || systemd.count("READY=1") == 1);
+    for signal in ["HUP", "USR1", "USR2"] {
+        monitor.signal(signal);
+        let name = format!("SIG{signal}");
+        let lines = monitor.wait_for(1, &format!("📨 {name} received and ignored"), None, WAIT);
+        assert_eq!(lines[0]["level"], "WARN");
+        assert_eq!(lines[0]["signal"], name.as_str());
+        assert!(monitor.running(), "{name} stopped the monitor");
+    }
+    let pings = systemd.count("WATCHDOG=1");
+    eventually("pings go on", WAIT, || {
+        systemd.count("WATCHDOG=1") > pings + 2
+    });
+    assert!(monitor.find("🛑 Shutting down", None).is_empty());
+    assert_eq!(systemd.count("STOPPING=1"), 0);
+
+    monitor.signal("TERM");
+    assert_eq!(monitor.wait_exit(WAIT).and_then(|s| s.code()), Some(0));
+    monitor.wait_for(1, "🛑 Shutting down", None, WAIT);
+    assert_eq!(systemd.count("STOPPING=1"), 1);
+}
+
 /// When a check hangs, the pings stop (so systemd would restart the
 /// service) and an ERROR line says why; the other checks keep running.
 #[test]
@@ -126,4 +156,56 @@ fn watchdog_pings_stop_when_a_child_hangs() {
     let pings = systemd.count("WATCHDOG=1");
     common::http::wait_more(addr, "dev", "StuckJobResetter", "runs", 10);
     assert_eq!(systemd.count("WATCHDOG=1"), pings, "a ping while hung");
+}
+
+/// When stderr is the journal (`JOURNAL_STREAM` names the file it is), each
+/// line starts with its syslog priority, for `journalctl -p`: `<4>` before
+/// a warning, `<3>` before a configuration error; when `JOURNAL_STREAM`
+/// names another file (stderr redirected elsewhere), no prefix.
+#[test]
+fn journal_lines_carry_their_syslog_priority() {
+    use std::os::unix::fs::MetadataExt;
+    let db = TestDb::new("journal");
+    let dir = TempDir::new();
+    let run = |vars: &[(&str, &str)], names_the_file: bool| -> String {
+        let path = dir.0.join("stderr");
+        let file = std::fs::File::create(&path).unwrap();
+        let meta = file.metadata().unwrap();
+        let stream = if names_the_file {
+            format!("{}:{}", meta.dev(), meta.ino())
+        } else {
+            format!("{}:{}", meta.dev(), meta.ino() + 1)
+        };
+        let status = common::command(&["check"], vars, &dir)
+            .env("JOURNAL_STREAM", stream)
+            .stdout(std::process::Stdio::null())
+            .stderr(file)
+            .status()
+            .unwrap();
+        assert!(status.code().is_some());
+        std::fs::read_to_string(&path).unwrap()
+    };
+    let url = db.url.clone();
+    let warned = [
+        ("DEV_SUPABASE_DB_URL", url.as_str()),
+        ("MONITOR_CHECK_INTERVALL", "5s"),
+    ];
+    let text = run(&warned, true);
+    assert!(text.starts_with("<4>"), "{text}");
+    assert!(
+        text.contains(" WARN  MONITOR_CHECK_INTERVALL is not a setting"),
+        "{text}"
+    );
+    let json = run(&[warned[0], warned[1], ("LOG_FORMAT", "json")], true);
+    assert!(json.starts_with("<4>{"), "{json}");
+    let error = run(&[("MONITOR_CONNECT_TIMEOUT", "soon")], true);
+    assert!(
+        error.starts_with("<3>registre-monitor: configuration error: "),
+        "{error}"
+    );
+    let elsewhere = run(&warned, false);
+    assert!(
+        elsewhere.starts_with("20"),
+        "a timestamp first: {elsewhere}"
+    );
 }

@@ -73,7 +73,7 @@ fn a_job_stuck_three_times_ends_failed_and_is_not_reset_again() {
     );
     assert_eq!(failed[0]["level"], "WARN");
     assert_eq!(failed[0]["count"], 1);
-    assert_eq!(failed[0]["jobs"][0]["id"], &job[..8]);
+    assert_eq!(failed[0]["jobs"][0]["id"], job.as_str());
     assert_eq!(failed[0]["jobs"][0]["attempts"], 3);
     assert_eq!(db.job_status(&job), 4);
     assert_eq!(attempts(&mut db, &job), 3);
@@ -168,7 +168,7 @@ fn a_live_workers_job_gets_the_grace_and_is_reset_after_it() {
 
     let first = monitor.wait_for(1, "🔄 Auto-reset stuck jobs", Some("dev"), WAIT);
     assert_eq!(first[0]["count"], 1, "{}", first[0]);
-    assert_eq!(first[0]["jobs"][0]["id"], &orphan[..8]);
+    assert_eq!(first[0]["jobs"][0]["id"], orphan.as_str());
     assert_eq!(db.job_status(&orphan), 1);
 
     // By the database's clock, the live job gets well past the threshold
@@ -187,7 +187,7 @@ fn a_live_workers_job_gets_the_grace_and_is_reset_after_it() {
     });
 
     let second = monitor.wait_for(2, "🔄 Auto-reset stuck jobs", Some("dev"), WAIT);
-    assert_eq!(second[1]["jobs"][0]["id"], &live[..8]);
+    assert_eq!(second[1]["jobs"][0]["id"], live.as_str());
     assert_eq!(db.job_status(&live), 1);
     stop.store(true, Ordering::SeqCst);
     beat.join().unwrap();
@@ -215,7 +215,7 @@ fn stuck_ocr_jobs_go_back_to_ready_for_ocr() {
     let reset = monitor.wait_for(1, "🔄 Auto-reset stuck OCR jobs", Some("dev"), WAIT);
     assert_eq!(reset[0]["level"], "WARN");
     assert_eq!(reset[0]["count"], 1);
-    assert_eq!(reset[0]["jobs"][0]["id"], &stuck[..8]);
+    assert_eq!(reset[0]["jobs"][0]["id"], stuck.as_str());
     assert_eq!(reset[0]["jobs"][0]["worker"], "ocr-worker");
     let failed = monitor.wait_for(
         1,
@@ -223,7 +223,7 @@ fn stuck_ocr_jobs_go_back_to_ready_for_ocr() {
         Some("dev"),
         WAIT,
     );
-    assert_eq!(failed[0]["jobs"][0]["id"], &last_try[..8]);
+    assert_eq!(failed[0]["jobs"][0]["id"], last_try.as_str());
 
     let row = db
         .client

@@ -99,6 +99,18 @@ const CASES: &[Case] = &[
     ),
     case(&[("DEV_SUPABASE_DB_URL", "")], "DEV_SUPABASE_DB_URL"),
     case(
+        &[("DEV_SUPABASE_DB_URL", "postgres://u:hunter2@x@host/db")],
+        "DEV_SUPABASE_DB_URL holds an `@`",
+    ),
+    case(
+        &[("DEV_SUPABASE_DB_URL", "https://abc.supabase.co")],
+        "DEV_SUPABASE_DB_URL is an HTTPS API URL",
+    ),
+    case(
+        &[("DEV_SUPABASE_DB_URL", "host=h password=hunter2 2")],
+        "DEV_SUPABASE_DB_URL is neither",
+    ),
+    case(
         &[(
             "DEV_SUPABASE_DB_URL",
             "postgres://u:hunter2@h/db?sslmode=sometimes",
@@ -249,4 +261,161 @@ fn dotenv_is_read_and_never_overrides_the_environment() {
         Some("fromfile"),
         Duration::from_secs(20),
     );
+}
+
+/// Runs the binary to its end; returns (exit code, stdout, stderr).
+fn run_binary(args: &[&str], vars: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let dir = TempDir::new();
+    let out = common::output_within(command(args, vars, &dir), Duration::from_secs(10));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// With `LOG_FORMAT=json` a configuration error is one JSON object with
+/// the fields of a log line (`timestamp`, `level`, `target`, `message`),
+/// exit code 2; a bad `LOG_LEVEL` and a bad connection string too.
+#[test]
+fn json_start_up_errors_are_one_json_object() {
+    for vars in [
+        &[
+            PROJECT,
+            ("LOG_FORMAT", "json"),
+            ("MONITOR_CHECK_INTERVAL", "0s"),
+        ][..],
+        &[("LOG_FORMAT", "json")],
+        &[PROJECT, ("LOG_FORMAT", "json"), ("LOG_LEVEL", "loud")],
+        &[
+            ("LOG_FORMAT", "json"),
+            ("DEV_SUPABASE_DB_URL", "postgres://u:hunter2@x@h/db"),
+        ],
+    ] {
+        let (code, out, err) = run_binary(&["run"], vars);
+        assert_eq!(code, Some(2), "{vars:?}: {err}");
+        assert!(out.is_empty());
+        assert_eq!(err.lines().count(), 1, "{err}");
+        let line: serde_json::Value =
+            serde_json::from_str(&err).unwrap_or_else(|e| panic!("{e}: {err}"));
+        assert_eq!(line["level"], "ERROR", "{line}");
+        assert_eq!(line["target"], "registre_monitor", "{line}");
+        assert!(line["timestamp"].as_str().unwrap().ends_with('Z'), "{line}");
+        let message = line["message"].as_str().unwrap();
+        assert!(message.starts_with("configuration error: "), "{line}");
+        assert!(message.contains("expected"), "{line}");
+        assert!(!err.contains("hunter2"), "{line}");
+    }
+}
+
+/// A taken `MONITOR_HTTP_ADDR` port is the one-line `configuration error:`
+/// form (exit 2) like every other start-up error; one JSON object with
+/// `LOG_FORMAT=json`.
+#[test]
+fn a_taken_port_is_a_one_line_configuration_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let vars = [PROJECT, ("MONITOR_HTTP_ADDR", addr.as_str())];
+    let (code, _, err) = run_binary(&["run"], &vars);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "registre-monitor: configuration error: MONITOR_HTTP_ADDR={addr} cannot be listened on"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("expected"), "{err}");
+
+    let vars = [
+        PROJECT,
+        ("MONITOR_HTTP_ADDR", addr.as_str()),
+        ("LOG_FORMAT", "json"),
+    ];
+    let (code, _, err) = run_binary(&["run"], &vars);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let line: serde_json::Value =
+        serde_json::from_str(&err).unwrap_or_else(|e| panic!("{e}: {err}"));
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("configuration error: MONITOR_HTTP_ADDR={addr}")),
+        "{line}"
+    );
+}
+
+/// A misspelled setting or project variable is warned about at start-up,
+/// named with the nearest known name; when it is why no project is found,
+/// the error says so.
+#[test]
+fn misspelled_names_are_warned_about() {
+    let (code, _, err) = run_binary(&["run"], &[("DEV_SUPABASE_DBURL", "postgres://u@h/db")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no project configured"), "{err}");
+    assert!(
+        err.contains("DEV_SUPABASE_DBURL is not a variable the monitor reads (ignored); did you mean DEV_SUPABASE_DB_URL?"),
+        "{err}"
+    );
+
+    let db = TestDb::new("misspelled");
+    let mut vars = fast(&[
+        ("MONITOR_CHECK_INTERVALL", "5s"),
+        ("STAGING_SUPABASE_DBURL", "x"),
+    ]);
+    vars.push(("DEV_SUPABASE_DB_URL".into(), db.url.clone()));
+    let monitor = Monitor::start(&vars);
+    let setting = monitor.wait_for(
+        1,
+        "MONITOR_CHECK_INTERVALL is not a setting",
+        None,
+        Duration::from_secs(20),
+    );
+    assert_eq!(setting[0]["level"], "WARN");
+    assert!(
+        setting[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean MONITOR_CHECK_INTERVAL?"),
+        "{setting:?}"
+    );
+    let project = monitor.wait_for(
+        1,
+        "STAGING_SUPABASE_DBURL is not",
+        None,
+        Duration::from_secs(20),
+    );
+    assert!(
+        project[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean STAGING_SUPABASE_DB_URL?"),
+        "{project:?}"
+    );
+
+    // The other subcommands warn too (on stderr; stdout stays theirs).
+    let url = db.url.clone();
+    let (code, out, err) = run_binary(
+        &["check"],
+        &[
+            ("DEV_SUPABASE_DB_URL", &url),
+            ("MONITOR_STUCK_JOB_AFTR", "1m"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(err.contains("MONITOR_STUCK_JOB_AFTR is not a setting (ignored); did you mean MONITOR_STUCK_JOB_AFTER?"), "{err}");
+    assert!(!out.contains("MONITOR_STUCK_JOB_AFTR"), "{out}");
+}
+
+/// Each subcommand's `--help` lists the flags it uses, not every setting.
+#[test]
+fn each_subcommand_help_shows_its_own_flags() {
+    let help = |sub: &str| run_binary(&[sub, "--help"], &[]).1;
+    let demo = help("demo");
+    assert!(demo.contains("--workers"), "{demo}");
+    assert!(!demo.contains("--check-interval"), "{demo}");
+    assert!(!help("check").contains("--stuck-job-after"));
+    assert!(help("run").contains("--check-interval"));
+    assert!(help("diagnose").contains("--dead-worker-after"));
 }

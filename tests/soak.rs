@@ -103,7 +103,7 @@ fn chaos_soak_loses_nothing() {
     let workers = env_number("SOAK_WORKERS", 20);
     let jobs = env_number("SOAK_JOBS", 2000);
     let mut db = TestDb::new("soak");
-    let proxy = Arc::new(Proxy::start("127.0.0.1:5432".parse().unwrap()));
+    let proxy = Arc::new(Proxy::start());
     let mut vars = fast(&[
         ("MONITOR_CHECK_INTERVAL", CHECK_INTERVAL),
         ("MONITOR_DEAD_WORKER_AFTER", DEAD_WORKER_AFTER),

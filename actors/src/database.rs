@@ -5,16 +5,69 @@
 //! (so it works through PgBouncer and Supavisor in transaction mode), and a
 //! timeout the server enforces. A client-side timeout on top catches a
 //! network that swallows packets; such a connection is thrown away.
+//!
+//! Connections are opened by [`ProjectConnect`], which runs each one (its
+//! opening, and the task that drives it) in the project's scope
+//! ([`current_environment`]): every log line written meanwhile, the
+//! driver's and the pool's included, names the project.
 
 use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{
-    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+    Connect, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
+use futures_util::future::BoxFuture;
+use tokio::task::JoinHandle;
 use tokio_postgres::SimpleQueryMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::project::Project;
+
+tokio::task_local! {
+    /// The project whose database work is being done, for log lines that
+    /// do not say it themselves.
+    static ENVIRONMENT: Arc<str>;
+}
+
+/// The project whose database work the current task is doing, if any: the
+/// logger adds it to lines that lack an `environment` field.
+pub fn current_environment() -> Option<Arc<str>> {
+    ENVIRONMENT.try_with(Arc::clone).ok()
+}
+
+/// Runs `fut` in `project`'s scope (see [`current_environment`]).
+pub fn in_scope<F: Future>(project: Arc<str>, fut: F) -> impl Future<Output = F::Output> {
+    ENVIRONMENT.scope(project, fut)
+}
+
+/// Opens a project's connections: as deadpool's own, but in the project's
+/// scope, and its `Connection error` line names the project.
+pub struct ProjectConnect {
+    pub project: Arc<str>,
+    pub tls: MakeRustlsConnect,
+}
+
+impl Connect for ProjectConnect {
+    fn connect(
+        &self,
+        pg: &tokio_postgres::Config,
+    ) -> BoxFuture<'_, Result<(tokio_postgres::Client, JoinHandle<()>), tokio_postgres::Error>>
+    {
+        let (pg, tls, project) = (pg.clone(), self.tls.clone(), self.project.clone());
+        Box::pin(in_scope(project.clone(), async move {
+            let (client, connection) = pg.connect(tls).await?;
+            let driver = in_scope(project.clone(), async move {
+                if let Err(e) = connection.await {
+                    log::warn!(environment = &*project; "Connection error: {}", cause_chain(&e));
+                }
+            });
+            Ok((client, tokio::spawn(driver)))
+        }))
+    }
+}
 
 /// At most this many connections per project: the checks take turns; with
 /// the leader election on, one of them is the election's own session.
@@ -23,6 +76,8 @@ pub const MAX_CONNECTIONS: usize = 2;
 /// A project's database, as the checks use it.
 #[derive(Clone)]
 pub struct Database {
+    /// The project's name, the scope its work runs in.
+    project: Arc<str>,
     pool: Pool,
     connect_timeout: Duration,
     statement_timeout: Duration,
@@ -35,14 +90,27 @@ impl fmt::Debug for Database {
 }
 
 /// Why a statement did not run, in words an operator can act on.
+///
+/// Some causes pass (a server restarting, a network cut, a lock held too
+/// long) and the checks retry them with backoff; others last until someone
+/// changes the database or the settings ([`DbError::will_not_fix_itself`]):
+/// those make the project not ready (`/readyz`, the `project_healthy` gauge).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbError {
-    /// No connection: refused, timed out, lost, or no such host or database.
+    /// No connection: refused, timed out, lost, or no such host.
     Unreachable(String),
-    /// The server refused our credentials.
+    /// The server has no database of that name (SQLSTATE 3D000).
+    NoDatabase(String),
+    /// The server refused our credentials (SQLSTATE class 28).
     Authentication(String),
-    /// A table, column or type is not what the monitor expects.
+    /// A table, column or type is not what the monitor expects (class 42,
+    /// but for 42501).
     Schema(String),
+    /// The role may not read or write a table it must (42501).
+    Permission(String),
+    /// The database refuses writes: a read-only transaction by default, or
+    /// a replica (25006).
+    ReadOnly(String),
     /// The statement ran past the statement timeout.
     Timeout(String),
     /// Anything else the server or driver reported.
@@ -53,10 +121,24 @@ impl fmt::Display for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DbError::Unreachable(m) => write!(f, "database unreachable: {m}"),
+            DbError::NoDatabase(m) => write!(
+                f,
+                "no such database: {m} (the connection string names a database the server does not have)"
+            ),
             DbError::Authentication(m) => write!(f, "authentication failed: {m}"),
             DbError::Schema(m) => write!(
                 f,
                 "schema problem: {m} (expected the tables and columns of sql/schema.sql)"
+            ),
+            DbError::Permission(m) => write!(
+                f,
+                "insufficient privilege: {m} (the role needs SELECT and UPDATE on extraction_queue and \
+                 worker_status, and SELECT on extraction_status)"
+            ),
+            DbError::ReadOnly(m) => write!(
+                f,
+                "database is read-only: {m} (the monitor writes: connect to the primary, not a \
+                 replica, with default_transaction_read_only off)"
             ),
             DbError::Timeout(m) => write!(f, "timed out: {m}"),
             DbError::Query(m) => write!(f, "query failed: {m}"),
@@ -67,12 +149,15 @@ impl fmt::Display for DbError {
 impl std::error::Error for DbError {}
 
 impl DbError {
-    /// A short label for metrics and `/status`.
+    /// A short label for logs, metrics and `/status`.
     pub fn kind(&self) -> &'static str {
         match self {
             DbError::Unreachable(_) => "unreachable",
+            DbError::NoDatabase(_) => "no_database",
             DbError::Authentication(_) => "authentication",
             DbError::Schema(_) => "schema",
+            DbError::Permission(_) => "permission",
+            DbError::ReadOnly(_) => "read_only",
             DbError::Timeout(_) => "timeout",
             DbError::Query(_) => "query",
         }
@@ -81,7 +166,24 @@ impl DbError {
     /// Whether the project could not be reached at all (as opposed to a
     /// statement that reached it and failed).
     pub fn is_connection(&self) -> bool {
-        matches!(self, DbError::Unreachable(_) | DbError::Authentication(_))
+        matches!(
+            self,
+            DbError::Unreachable(_) | DbError::NoDatabase(_) | DbError::Authentication(_)
+        )
+    }
+
+    /// Whether retrying will not fix it: the schema, a permission, a
+    /// read-only database, the credentials or the database name must change
+    /// first. A check failing so keeps failing, and the project is not ready.
+    pub fn will_not_fix_itself(&self) -> bool {
+        matches!(
+            self,
+            DbError::NoDatabase(_)
+                | DbError::Authentication(_)
+                | DbError::Schema(_)
+                | DbError::Permission(_)
+                | DbError::ReadOnly(_)
+        )
     }
 }
 
@@ -94,11 +196,14 @@ impl From<tokio_postgres::Error> for DbError {
             if db.message().contains("authentication failed") {
                 return DbError::Authentication(msg);
             }
-            return match &code[..2] {
-                "28" => DbError::Authentication(msg),
-                "42" => DbError::Schema(msg),
-                "3D" | "08" | "53" | "57" if code != "57014" => DbError::Unreachable(msg),
-                "57" => DbError::Timeout(msg),
+            return match (code, &code[..2]) {
+                ("42501", _) => DbError::Permission(msg),
+                ("25006", _) => DbError::ReadOnly(msg),
+                ("3D000", _) => DbError::NoDatabase(msg),
+                ("57014", _) => DbError::Timeout(msg),
+                (_, "28") => DbError::Authentication(msg),
+                (_, "42") => DbError::Schema(msg),
+                (_, "08" | "53" | "57") => DbError::Unreachable(msg),
                 _ => DbError::Query(msg),
             };
         }
@@ -163,9 +268,14 @@ impl Database {
         if pg.get_application_name().is_none() {
             pg.application_name("registre-monitor");
         }
-        let manager = Manager::from_config(
+        let name: Arc<str> = project.name.as_str().into();
+        let connect = ProjectConnect {
+            project: name.clone(),
+            tls: project.tls.connector(),
+        };
+        let manager = Manager::from_connect(
             pg,
-            project.tls.connector(),
+            connect,
             // A killed backend closes its socket, which `Fast` notices; it
             // costs no round trip per checkout, unlike `Verified`.
             ManagerConfig {
@@ -180,6 +290,7 @@ impl Database {
             .build()
             .expect("a pool with a runtime and timeouts always builds");
         Database {
+            project: name,
             pool,
             connect_timeout,
             statement_timeout,
@@ -193,10 +304,24 @@ impl Database {
         &self,
         sql: &str,
     ) -> Result<T, DbError> {
+        in_scope(self.project.clone(), self.query_json_pooled(sql)).await
+    }
+
+    async fn query_json_pooled<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+    ) -> Result<T, DbError> {
         let client = self.pool.get().await?;
         match self.send_json(&client, sql).await {
             Err(SendError::NoAnswer(e)) => {
                 // Never give a connection with a request in flight back.
+                drop(Object::take(client));
+                Err(e)
+            }
+            Err(SendError::Failed(e @ DbError::ReadOnly(_))) => {
+                // A session opened read-only (by default, or on a replica)
+                // stays so: let the next run open a fresh one, which sees
+                // the setting changed or the primary after a failover.
                 drop(Object::take(client));
                 Err(e)
             }
@@ -209,7 +334,8 @@ impl Database {
     /// its own (for a session-level lock). Dropping it closes it, and the
     /// pool may then open another.
     pub async fn dedicated(&self) -> Result<deadpool_postgres::ClientWrapper, DbError> {
-        Ok(Object::take(self.pool.get().await?))
+        let get = in_scope(self.project.clone(), self.pool.get());
+        Ok(Object::take(get.await?))
     }
 
     /// [`Database::query_json`] on a dedicated session. A session that gave
@@ -219,7 +345,7 @@ impl Database {
         client: &tokio_postgres::Client,
         sql: &str,
     ) -> Result<T, DbError> {
-        match self.send_json(client, sql).await {
+        match in_scope(self.project.clone(), self.send_json(client, sql)).await {
             Err(SendError::NoAnswer(e)) | Err(SendError::Failed(e)) => Err(e),
             Ok(value) => Ok(value),
         }

@@ -26,14 +26,17 @@
 //!   the timeline of what happened, in memory, for the dashboard);
 //! - the database: [`database`] (the pool and the one way a statement is
 //!   sent), [`sql`] (every statement, one function each, atomic and timed by
-//!   the database's clock; the dashboard's own in [`sql_dashboard`]), [`project`] and [`tls`] (connection settings),
+//!   the database's clock; the dashboard's own in [`sql_dashboard`]),
+//!   [`project`], [`conninfo`] and [`tls`] (connection settings),
 //!   [`identifier`] (names written into statements), [`schema`] and
 //!   [`indexes`] (what the statements expect and want);
-//! - [`settings`]: the tunables, already checked.
+//! - [`settings`]: the tunables, already checked; [`spelling`]: the nearest
+//!   known name to a misspelled one.
 
 pub mod alerts;
 pub mod anomaly;
 pub mod check;
+pub mod conninfo;
 pub mod database;
 pub mod environment;
 pub mod events;
@@ -51,6 +54,7 @@ pub mod report;
 pub mod role;
 pub mod schema;
 pub mod settings;
+pub mod spelling;
 pub mod sql;
 pub mod sql_dashboard;
 pub mod state;

@@ -7,7 +7,9 @@ use crate::alerts::Alert;
 use crate::check::Reporting;
 use crate::sql::ReleasedJob;
 
-/// A job as the logs show it: `{ id: 'c0641b62', worker: 'worker-ac', doc: 'index:12345' }`.
+/// A job as the logs show it: `{"id": "c0641b62-…", "worker": "worker-ac",
+/// "doc": "index:12345"}`, with the whole id, so that a log line and
+/// `diagnose` (or the table) can be matched by search.
 #[derive(Debug, Serialize)]
 pub struct JobSummary<'a> {
     pub id: &'a str,
@@ -17,11 +19,11 @@ pub struct JobSummary<'a> {
     pub attempts: Option<i64>,
 }
 
-/// The log form of `jobs`: 8-character id prefixes.
+/// The log form of `jobs`.
 pub fn summarize(jobs: &[ReleasedJob]) -> Vec<JobSummary<'_>> {
     jobs.iter()
         .map(|j| JobSummary {
-            id: j.id.get(..8).unwrap_or(&j.id),
+            id: &j.id,
             worker: j.worker.as_deref(),
             doc: &j.doc,
             attempts: j.attempts,

@@ -113,12 +113,7 @@ impl Settings {
 
     /// `hostname:pid`, naming this instance in logs and `/status`.
     pub fn default_instance_id() -> String {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "unknown-host".into());
+        let host = host_name().unwrap_or_else(|| "unknown-host".into());
         format!("{host}:{}", std::process::id())
     }
 
@@ -130,6 +125,28 @@ impl Settings {
             .min(Duration::from_secs(60))
             .max(self.check_interval)
     }
+}
+
+/// This host's name: gethostname(2), which needs no file (systemd's
+/// `ProcSubset=pid` hides `/proc/sys/kernel/hostname`); else
+/// `/etc/hostname`, else `HOSTNAME`.
+pub fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    let called = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let from_call = (called == 0).then(|| {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    });
+    [
+        from_call,
+        std::fs::read_to_string("/etc/hostname").ok(),
+        std::env::var("HOSTNAME").ok(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|h| h.trim().to_string())
+    .find(|h| !h.is_empty())
 }
 
 impl Default for Settings {
@@ -158,6 +175,14 @@ impl Default for Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_instance_is_named_by_the_hosts_name() {
+        let host = host_name().expect("a host name");
+        assert!(!host.is_empty() && !host.contains('\n'));
+        let id = Settings::default_instance_id();
+        assert_eq!(id, format!("{host}:{}", std::process::id()));
+    }
 
     #[test]
     fn parses_webhook_urls_and_hides_them() {

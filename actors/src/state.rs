@@ -78,6 +78,34 @@ impl ProjectState {
     pub fn check(&self, kind: ChildKind) -> Option<&CheckState> {
         self.checks.get(&ActorKind::Check(kind))
     }
+
+    /// Why the project is not ready, or `None` when it is: ready once its
+    /// database has been reached, as long as no check's last run failed for
+    /// a reason retrying will not fix ([`DbError::will_not_fix_itself`]: a
+    /// missing table, a permission, a read-only database, the credentials).
+    /// A database down for a while after that is not "not ready": it is
+    /// retried, and shows as unreachable.
+    pub fn not_ready(&self) -> Option<String> {
+        let lasting = ChildKind::ALL.iter().find_map(|kind| {
+            let error = self.check(*kind)?.last_error.as_ref()?;
+            error
+                .will_not_fix_itself()
+                .then(|| format!("{}: {error}", kind.name()))
+        });
+        if lasting.is_some() {
+            return lasting;
+        }
+        if self.ever_reached {
+            return None;
+        }
+        let last = ChildKind::ALL
+            .iter()
+            .find_map(|kind| self.check(*kind)?.last_error.as_ref());
+        Some(match last {
+            Some(error) => format!("not reached yet: {error}"),
+            None => "not reached yet".to_string(),
+        })
+    }
 }
 
 /// What a failed run means for the logs.
@@ -318,6 +346,38 @@ mod tests {
             state.run_failed("prod", C, took, &same_column),
             FailureNews::Repeated
         );
+    }
+
+    #[test]
+    fn a_project_is_ready_once_reached_and_while_nothing_lasting_fails() {
+        let state = MonitorState::new();
+        state.add_project("dev");
+        let p = || state.project("dev").unwrap();
+        assert_eq!(p().not_ready().as_deref(), Some("not reached yet"));
+        let refused = DbError::Unreachable("refused".into());
+        state.run_failed("dev", ChildKind::HealthReporter, Duration::ZERO, &refused);
+        assert_eq!(
+            p().not_ready().as_deref(),
+            Some("not reached yet: database unreachable: refused")
+        );
+        state.run_succeeded("dev", ChildKind::HealthReporter, Duration::ZERO);
+        assert_eq!(p().not_ready(), None);
+        state.run_failed("dev", ChildKind::WorkerReaper, Duration::ZERO, &refused);
+        assert_eq!(p().not_ready(), None, "a passing outage is retried");
+        let read_only = DbError::ReadOnly("cannot execute UPDATE (SQLSTATE 25006)".into());
+        state.run_failed(
+            "dev",
+            ChildKind::StuckJobResetter,
+            Duration::ZERO,
+            &read_only,
+        );
+        let why = p().not_ready().unwrap();
+        assert!(
+            why.starts_with("StuckJobResetter: database is read-only"),
+            "{why}"
+        );
+        state.run_succeeded("dev", ChildKind::StuckJobResetter, Duration::ZERO);
+        assert_eq!(p().not_ready(), None);
     }
 
     #[test]

@@ -20,7 +20,6 @@ use crate::database::{Database, DbError};
 use crate::events::Event;
 use crate::fault::{Fault, InjectChildFault};
 use crate::kind::ChildKind;
-use crate::project::redact_url;
 use crate::state::{FailureNews, MonitorState};
 use crate::supervision::{ExitNotice, Stop};
 
@@ -144,7 +143,7 @@ impl<C: Check> Ticker<C> {
                 } else {
                     "failing"
                 };
-                let line = format!("❌ Error in {check}: {}", redact_url(&text));
+                let line = format!("❌ Error in {check}: {text}");
                 state.event(Event::new(env, kind, line));
                 let alert = format!("[{env}] ❌ Error in {check}: {text}");
                 state.alert(

@@ -3,7 +3,8 @@
 //! tokio-postgres parses `sslmode` only as `disable`, `prefer` or `require`,
 //! and neither `verify-ca`, `verify-full` nor `sslrootcert`; Supabase and
 //! most operators use those. So they are taken out of the connection string
-//! here and mapped onto a rustls connector (ring provider):
+//! ([`crate::conninfo`]) and mapped here onto a rustls connector (ring
+//! provider):
 //!
 //! | sslmode | encrypted | certificate chain checked | host name checked |
 //! |---|---|---|---|
@@ -42,7 +43,12 @@ pub enum TlsMode {
 }
 
 impl TlsMode {
-    fn parse(value: &str) -> Result<TlsMode, String> {
+    /// Every value, as libpq spells it.
+    pub const NAMES: [&str; 5] = ["disable", "prefer", "require", "verify-ca", "verify-full"];
+
+    /// Reads an `sslmode` value. The error does not repeat it (in a
+    /// malformed string it may be a piece of a password).
+    pub fn parse(value: &str) -> Result<TlsMode, String> {
         Ok(match value {
             "disable" => TlsMode::Disable,
             "prefer" => TlsMode::Prefer,
@@ -50,11 +56,19 @@ impl TlsMode {
             "verify-ca" => TlsMode::VerifyCa,
             "verify-full" => TlsMode::VerifyFull,
             other => {
+                let hint = crate::spelling::nearest(other, Self::NAMES, 2)
+                    .map(|near| format!(" (perhaps {near}, misspelled?)"))
+                    .unwrap_or_default();
                 return Err(format!(
-                    "has sslmode={other:?}; expected disable, prefer, require, verify-ca or verify-full"
+                    "has an sslmode that is not one of libpq's{hint}; expected disable, prefer, require, verify-ca or verify-full"
                 ));
             }
         })
+    }
+
+    /// The value as libpq spells it.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
     }
 
     /// What tokio-postgres is told: whether to ask for TLS at all.
@@ -93,82 +107,18 @@ impl TlsSettings {
     }
 }
 
-/// Removes `sslmode` and `sslrootcert` from a connection string (URL or
-/// `key=value` form) and builds the matching connector. Errors name the
-/// parameter and what is expected; they never contain the string itself.
-pub fn split_tls_params(url: &str) -> Result<(String, TlsSettings), String> {
-    let mut mode = None;
-    let mut root = None;
-    let mut take = |key: &str, value: &str| -> Result<bool, String> {
-        match key {
-            "sslmode" => {
-                mode = Some(TlsMode::parse(value)?);
-                Ok(true)
-            }
-            "sslrootcert" => {
-                root = Some(PathBuf::from(value));
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    };
-    let cleaned = if url.contains("://") {
-        match url.split_once('?') {
-            None => url.to_string(),
-            Some((base, query)) => {
-                let mut kept = Vec::new();
-                for pair in query.split('&').filter(|p| !p.is_empty()) {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    if !take(k, &percent_decode(v))? {
-                        kept.push(pair);
-                    }
-                }
-                if kept.is_empty() {
-                    base.to_string()
-                } else {
-                    format!("{base}?{}", kept.join("&"))
-                }
-            }
-        }
-    } else {
-        let mut kept = Vec::new();
-        for token in url.split_whitespace() {
-            let (k, v) = token.split_once('=').unwrap_or((token, ""));
-            if !take(k.trim(), v.trim_matches('\''))? {
-                kept.push(token);
-            }
-        }
-        kept.join(" ")
-    };
-    let mode = mode.unwrap_or_default();
-    let connector = build(mode, root.as_ref())?;
-    Ok((
-        cleaned,
-        TlsSettings {
+impl TlsSettings {
+    /// The settings for `mode` and `root_cert` (a PEM file of CA
+    /// certificates), with their connector built: an unreadable or empty
+    /// file is an error that names it.
+    pub fn new(mode: TlsMode, root_cert: Option<PathBuf>) -> Result<TlsSettings, String> {
+        let connector = build(mode, root_cert.as_ref())?;
+        Ok(TlsSettings {
             mode,
-            root_cert: root,
+            root_cert,
             connector: Some(connector),
-        },
-    ))
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let hex = |b: u8| (b as char).to_digit(16);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if let (b'%', Some(&h), Some(&l)) = (bytes[i], bytes.get(i + 1), bytes.get(i + 2))
-            && let (Some(h), Some(l)) = (hex(h), hex(l))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
+        })
     }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -282,33 +232,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn takes_tls_parameters_out_of_urls() {
-        let (url, tls) =
-            split_tls_params("postgres://u:p@h/db?sslmode=verify-full&application_name=x").unwrap();
-        assert_eq!(url, "postgres://u:p@h/db?application_name=x");
-        assert_eq!(tls.mode, TlsMode::VerifyFull);
-        let (url, tls) = split_tls_params("postgres://u@h/db?sslmode=disable").unwrap();
-        assert_eq!(url, "postgres://u@h/db");
-        assert_eq!(tls.mode, TlsMode::Disable);
-        let (url, tls) = split_tls_params("host=h sslmode=require user=u").unwrap();
-        assert_eq!(url, "host=h user=u");
-        assert_eq!(tls.mode, TlsMode::Require);
-        assert_eq!(
-            split_tls_params("postgres://h/db").unwrap().1.mode,
-            TlsMode::Prefer
-        );
-    }
-
-    #[test]
     fn refuses_unknown_modes_and_missing_root_files() {
-        assert!(
-            split_tls_params("postgres://h/db?sslmode=sometimes")
-                .unwrap_err()
-                .contains("verify-full")
-        );
-        let e =
-            split_tls_params("postgres://h/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")
-                .unwrap_err();
+        let e = TlsMode::parse("sometimes").unwrap_err();
+        assert!(e.contains("verify-full") && !e.contains("sometimes"), "{e}");
+        let e = TlsSettings::new(TlsMode::VerifyFull, Some("/nonexistent/ca.pem".into()))
+            .err()
+            .unwrap();
         assert!(
             e.contains("sslrootcert=/nonexistent/ca.pem") && e.contains("expected"),
             "{e}"

@@ -50,8 +50,5 @@ fn verdict(project: &Project, result: Result<Vec<SchemaProblem>, DbError>) -> (b
         Err(e) => e.to_string(),
     };
     let ok = matches!(&result, Ok(p) if p.is_empty());
-    (
-        ok,
-        format!("{}: {what} ({})", project.name, project.redacted_url),
-    )
+    (ok, format!("{}: {what} ({})", project.name, project.shown))
 }

@@ -35,7 +35,7 @@ pub struct MissingIndex {
 #[serde(rename_all = "camelCase")]
 pub struct ProjectReport {
     pub name: String,
-    /// The connection string, password replaced by `***`.
+    /// The connection as shown: user, host, port, database (no password).
     pub url: String,
     /// Why the project could not be read; the lists are then empty.
     pub error: Option<String>,
@@ -117,7 +117,7 @@ fn report(
 ) -> ProjectReport {
     let mut r = ProjectReport {
         name: project.name.clone(),
-        url: project.redacted_url.clone(),
+        url: project.shown.clone(),
         error: None,
         stuck_job_after_seconds: settings.stuck_job_after.as_secs_f64(),
         dead_worker_after_seconds: settings.dead_worker_after.as_secs_f64(),
@@ -187,7 +187,7 @@ fn project_tables(out: &mut String, p: &ProjectReport, style: Style) {
                         w.heartbeat_age_seconds
                             .map_or("never".into(), |s| format!("{} ago", table::age(s))),
                     ),
-                    cell(w.current_job.as_deref().map_or("-", table::short_id)),
+                    cell(w.current_job.as_deref().unwrap_or("-")),
                     cell(w.jobs_completed.map_or("-".into(), |n| n.to_string())),
                     cell(w.jobs_failed.map_or("-".into(), |n| n.to_string())),
                     if w.alive {

@@ -80,7 +80,7 @@ fn describe(
 ) -> String {
     let limit = duration::show(older_than);
     match result {
-        Err(e) => format!("{}: {e} ({})\n", project.name, project.redacted_url),
+        Err(e) => format!("{}: {e} ({})\n", project.name, project.shown),
         Ok(jobs) if jobs.is_empty() => format!(
             "{}: no job processing for more than {limit}{}\n",
             project.name,

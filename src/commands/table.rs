@@ -94,11 +94,6 @@ pub fn age(seconds: i64) -> String {
     }
 }
 
-/// The first 8 characters of an id, as the logs show it.
-pub fn short_id(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

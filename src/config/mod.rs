@@ -11,9 +11,11 @@
 pub mod cli;
 pub mod dotenv;
 pub mod duration;
+pub mod names;
 pub mod projects;
 pub mod settings;
 
+use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -80,33 +82,88 @@ fn bad(var: &str, value: &str, problem: &str, expected: &str) -> ConfigError {
     ConfigError(format!("{var}={value:?} {problem}; expected {expected}"))
 }
 
-/// Reads the settings from `args` and the projects from `env`.
-pub fn load(args: &SettingsArgs, env: &[(String, String)]) -> Result<Config, ConfigError> {
+/// Whether a variable is one the monitor reads (or may be meant to): a
+/// project's (`*_SUPABASE_*`) or a setting's.
+fn is_ours(name: &str) -> bool {
+    name.contains("SUPABASE")
+        || name.starts_with("MONITOR_")
+        || ["LOG_LEVEL", "LOG_FORMAT", "RUST_LOG", "DEMO_DATABASE_URL"].contains(&name)
+}
+
+/// The environment as text. A variable whose name or value is not valid
+/// UTF-8 is left out, unless it is one of the monitor's: that is an error
+/// naming it (its value is never shown: it may hold a password).
+pub fn environment(
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut env = Vec::new();
+    for (name, value) in vars {
+        let shown_name = name.to_string_lossy().into_owned();
+        match (name.into_string(), value.into_string()) {
+            (Ok(name), Ok(value)) => env.push((name, value)),
+            _ if is_ours(&shown_name) => {
+                return Err(ConfigError(format!(
+                    "{shown_name} is not valid UTF-8 (value not shown); expected text in UTF-8: \
+                     percent-encode other bytes of a password in a connection string (a byte 0xFF as %FF)"
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(env)
+}
+
+/// What the configuration is loaded for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `run`: projects, every setting, the thresholds checked against the
+    /// check interval.
+    Monitor,
+    /// `check`, `diagnose`, `reset-stuck-jobs`: projects, and the settings
+    /// the subcommand takes.
+    Command,
+    /// The demo, which brings its own database: no `<NAME>_SUPABASE_DB_URL`
+    /// is needed and any is ignored.
+    Demo,
+}
+
+/// Reads the settings from `args` and, but for the demo, the projects
+/// from `env`, with warnings for variables that look misspelled.
+pub fn load(
+    args: &SettingsArgs,
+    env: &[(String, String)],
+    purpose: Purpose,
+) -> Result<Config, ConfigError> {
     let log = log_settings(args, env)?;
-    let settings = Arc::new(settings::settings(args)?);
+    let settings = settings::settings(args)?;
+    if purpose == Purpose::Monitor {
+        settings::check_thresholds(&settings)?;
+    }
     let http = http_settings(args)?;
-    let (projects, warnings) = projects::projects(env)?;
+    if purpose == Purpose::Demo {
+        return Ok(Config {
+            projects: Vec::new(),
+            settings: Arc::new(settings),
+            log,
+            http,
+            warnings: Vec::new(),
+        });
+    }
+    let misspelled = names::misspelled(env, &cli::Cli::variables());
+    let (projects, mut warnings) = projects::projects(env).map_err(|e| {
+        // A misspelled project variable is often why none is found.
+        match misspelled.is_empty() {
+            true => e,
+            false => ConfigError(format!("{e} ({})", misspelled.join("; "))),
+        }
+    })?;
+    warnings.extend(misspelled);
     Ok(Config {
         projects,
-        settings,
+        settings: Arc::new(settings),
         log,
         http,
         warnings,
-    })
-}
-
-/// As [`load`], for a command that brings its own project (the demo): no
-/// `<NAME>_SUPABASE_DB_URL` is needed and any is ignored.
-pub fn load_without_projects(
-    args: &SettingsArgs,
-    env: &[(String, String)],
-) -> Result<Config, ConfigError> {
-    Ok(Config {
-        projects: Vec::new(),
-        settings: Arc::new(settings::settings(args)?),
-        log: log_settings(args, env)?,
-        http: http_settings(args)?,
-        warnings: Vec::new(),
     })
 }
 
@@ -130,10 +187,16 @@ pub fn select_projects(
     Ok(projects.into_iter().filter(|p| p.name == wanted).collect())
 }
 
+/// Whether JSON logs were asked for (`LOG_FORMAT=json`): then start-up
+/// errors are JSON too, even when `LOG_FORMAT` is all that was right.
+pub fn wants_json(args: &SettingsArgs) -> bool {
+    args.log.log_format.as_deref().map(str::trim) == Some("json")
+}
+
 /// Reads `MONITOR_HTTP_ADDR`, `MONITOR_ENABLE_FAULT_INJECTION` and the
 /// dashboard's tokens; needs no project, so `healthcheck` can use it alone.
 pub fn http_settings(args: &SettingsArgs) -> Result<HttpSettings, ConfigError> {
-    let addr = match args.http_addr.as_deref().map(str::trim) {
+    let addr = match args.monitor.http_addr.as_deref().map(str::trim) {
         Some("off") => None,
         text => {
             let text = text.unwrap_or(HttpSettings::ADDR_DEFAULT);
@@ -147,7 +210,7 @@ pub fn http_settings(args: &SettingsArgs) -> Result<HttpSettings, ConfigError> {
             })?)
         }
     };
-    let fault_injection = match &args.enable_fault_injection {
+    let fault_injection = match &args.monitor.enable_fault_injection {
         None => false,
         Some(text) => settings::boolean("MONITOR_ENABLE_FAULT_INJECTION", text)?,
     };
@@ -167,8 +230,8 @@ fn access_settings(args: &SettingsArgs) -> Result<Access, ConfigError> {
             .map_err(ConfigError)
     };
     let access = Access {
-        view_token: token("MONITOR_HTTP_TOKEN", &args.http_token)?,
-        admin_token: token("MONITOR_ADMIN_TOKEN", &args.admin_token)?,
+        view_token: token("MONITOR_HTTP_TOKEN", &args.monitor.http_token)?,
+        admin_token: token("MONITOR_ADMIN_TOKEN", &args.monitor.admin_token)?,
     };
     if access.view_token.is_some() && access.view_token == access.admin_token {
         return Err(ConfigError(
@@ -182,6 +245,7 @@ fn access_settings(args: &SettingsArgs) -> Result<Access, ConfigError> {
 
 fn log_settings(args: &SettingsArgs, env: &[(String, String)]) -> Result<LogSettings, ConfigError> {
     let level = match args
+        .log
         .log_level
         .as_deref()
         .map(|l| l.trim().to_ascii_lowercase())
@@ -194,7 +258,7 @@ fn log_settings(args: &SettingsArgs, env: &[(String, String)]) -> Result<LogSett
             "debug" => LevelFilter::Debug,
             "trace" => LevelFilter::Trace,
             _ => {
-                let raw = args.log_level.as_deref().unwrap_or_default();
+                let raw = args.log.log_level.as_deref().unwrap_or_default();
                 return Err(bad(
                     "LOG_LEVEL",
                     raw,
@@ -204,7 +268,7 @@ fn log_settings(args: &SettingsArgs, env: &[(String, String)]) -> Result<LogSett
             }
         },
     };
-    let format = match args.log_format.as_deref().map(str::trim) {
+    let format = match args.log.log_format.as_deref().map(str::trim) {
         None | Some("text") => LogFormat::Text,
         Some("json") => LogFormat::Json,
         Some(other) => {
@@ -239,7 +303,7 @@ mod tests {
                 std::iter::once("registre-monitor").chain(args.iter().copied()),
             )
             .unwrap();
-            http_settings(&cli.settings)
+            http_settings(&cli.into_command().settings())
         };
         // Flags win over the variables; the defaults only show without them.
         if std::env::var_os("MONITOR_HTTP_ADDR").is_none() {

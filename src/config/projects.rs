@@ -18,6 +18,23 @@ const DB_URL_SUFFIX: &str = "_SUPABASE_DB_URL";
 /// a Postgres string.
 const API_URL_SUFFIX: &str = "_SUPABASE_URL";
 
+/// Whether `value` is a web address (Supabase's API URL) rather than a
+/// Postgres connection string.
+fn is_api_url(value: &str) -> bool {
+    let lower = value.trim().to_ascii_lowercase();
+    lower.starts_with("https://") || lower.starts_with("http://")
+}
+
+/// `var` holds an API URL; `want` is the variable to set instead (or the
+/// same one, with another value).
+fn api_url_error(var: &str, want: &str) -> ConfigError {
+    ConfigError(format!(
+        "{var} is an HTTPS API URL, but registre-monitor talks to Postgres directly; expected {want} \
+         set to the project's Postgres connection string (Supabase dashboard, Connect), such as \
+         postgres://postgres:PASSWORD@db.PROJECT.supabase.co:5432/postgres"
+    ))
+}
+
 /// Finds the projects in `env`, with warnings for variables that name
 /// none; see the module documentation.
 pub fn projects(env: &[(String, String)]) -> Result<(Vec<Project>, Vec<String>), ConfigError> {
@@ -39,6 +56,9 @@ pub fn projects(env: &[(String, String)]) -> Result<(Vec<Project>, Vec<String>),
         if !is_db_url && !is_postgres {
             api_only.insert(prefix.to_ascii_lowercase(), var.clone());
             continue;
+        }
+        if is_db_url && is_api_url(value) {
+            return Err(api_url_error(var, var));
         }
         let valid_name = prefix.starts_with(|c: char| c.is_ascii_alphabetic())
             && prefix
@@ -75,10 +95,7 @@ pub fn projects(env: &[(String, String)]) -> Result<(Vec<Project>, Vec<String>),
         if !found.contains_key(name) {
             let want = format!("{}{DB_URL_SUFFIX}", name.to_ascii_uppercase());
             if found.is_empty() {
-                return Err(ConfigError(format!(
-                    "{var} is an HTTPS API URL, but registre-monitor talks to Postgres directly; expected {want} \
-                     set to the project's Postgres connection string (Supabase dashboard, Connect)"
-                )));
+                return Err(api_url_error(var, &want));
             }
             warnings.push(format!(
                 "{var} is set but {want} is not: project {name} is not watched"
@@ -136,12 +153,33 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(p.len(), 1);
-        assert_eq!(p[0].redacted_url, "postgres://u@h/db");
+        assert_eq!(p[0].shown, "postgres://u@h:5432/db");
     }
 
     #[test]
     fn https_only_names_the_variable_to_add() {
         let e = projects(&env(&[("DEV_SUPABASE_URL", "https://x.supabase.co")])).unwrap_err();
         assert!(e.0.contains("DEV_SUPABASE_DB_URL"), "{e}");
+        let same = projects(&env(&[("DEV_SUPABASE_DB_URL", "https://x.supabase.co")])).unwrap_err();
+        assert_eq!(
+            same.0,
+            e.0.replacen("DEV_SUPABASE_URL", "DEV_SUPABASE_DB_URL", 1),
+            "the same message"
+        );
+    }
+
+    #[test]
+    fn an_unencoded_at_names_the_variable_and_shows_how() {
+        let e = projects(&env(&[(
+            "DEV_SUPABASE_DB_URL",
+            "postgres://u:p@ss@host/db",
+        )]))
+        .unwrap_err();
+        assert!(e.0.starts_with("DEV_SUPABASE_DB_URL holds an `@`"), "{e}");
+        assert!(
+            e.0.contains("percent-encoded") && e.0.contains("%40"),
+            "{e}"
+        );
+        assert!(!e.0.contains("p@ss") && !e.0.contains("ss@host"), "{e}");
     }
 }

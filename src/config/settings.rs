@@ -96,7 +96,7 @@ fn webhook_setting(value: &Option<String>) -> Result<Option<WebhookUrl>, ConfigE
 /// Reads every setting of [`Settings`] from `args`, or its default.
 pub fn settings(args: &SettingsArgs) -> Result<Settings, ConfigError> {
     let d = Settings::default();
-    let failed_jobs_warn = match &args.failed_jobs_warn {
+    let failed_jobs_warn = match &args.monitor.failed_jobs_warn {
         None => d.failed_jobs_warn,
         Some(text) => text.trim().parse::<u64>().map_err(|_| {
             bad(
@@ -110,52 +110,52 @@ pub fn settings(args: &SettingsArgs) -> Result<Settings, ConfigError> {
     let s = Settings {
         check_interval: duration_setting(
             "MONITOR_CHECK_INTERVAL",
-            &args.check_interval,
+            &args.monitor.check_interval,
             d.check_interval,
         )?,
         stuck_job_after: duration_setting(
             "MONITOR_STUCK_JOB_AFTER",
-            &args.stuck_job_after,
+            &args.thresholds.stuck_job_after,
             d.stuck_job_after,
         )?,
         dead_worker_after: duration_setting(
             "MONITOR_DEAD_WORKER_AFTER",
-            &args.dead_worker_after,
+            &args.thresholds.dead_worker_after,
             d.dead_worker_after,
         )?,
         health_log_every: duration_setting(
             "MONITOR_HEALTH_LOG_EVERY",
-            &args.health_log_every,
+            &args.monitor.health_log_every,
             d.health_log_every,
         )?,
         failed_jobs_warn,
         connect_timeout: duration_setting(
             "MONITOR_CONNECT_TIMEOUT",
-            &args.connect_timeout,
+            &args.connection.connect_timeout,
             d.connect_timeout,
         )?,
         statement_timeout: duration_setting(
             "MONITOR_STATEMENT_TIMEOUT",
-            &args.statement_timeout,
+            &args.connection.statement_timeout,
             d.statement_timeout,
         )?,
         count_resets_as_attempts: bool_setting(
             "MONITOR_COUNT_RESETS_AS_ATTEMPTS",
-            &args.count_resets_as_attempts,
+            &args.monitor.count_resets_as_attempts,
             d.count_resets_as_attempts,
         )?,
         attempts_column: identifier_setting(
             "MONITOR_ATTEMPTS_COLUMN",
-            &args.attempts_column,
+            &args.monitor.attempts_column,
             d.attempts_column.clone(),
         )?,
-        live_worker_grace: grace_setting(&args.live_worker_grace)?,
+        live_worker_grace: grace_setting(&args.monitor.live_worker_grace)?,
         stuck_ocr_after: duration_setting(
             "MONITOR_STUCK_OCR_AFTER",
-            &args.stuck_ocr_after,
+            &args.monitor.stuck_ocr_after,
             d.stuck_ocr_after,
         )?,
-        leader_election: match args.leader_election.as_deref().map(str::trim) {
+        leader_election: match args.monitor.leader_election.as_deref().map(str::trim) {
             None => d.leader_election,
             Some("session") => LeaderElection::Session,
             Some("off") => LeaderElection::Off,
@@ -169,8 +169,8 @@ pub fn settings(args: &SettingsArgs) -> Result<Settings, ConfigError> {
             }
         },
         instance_id: d.instance_id.clone(),
-        alert_webhook: webhook_setting(&args.alert_webhook_url)?,
-        alert_min_resets: match &args.alert_min_resets {
+        alert_webhook: webhook_setting(&args.monitor.alert_webhook_url)?,
+        alert_min_resets: match &args.monitor.alert_min_resets {
             None => d.alert_min_resets,
             Some(text) => match text.trim().parse::<u64>() {
                 Ok(n) if n >= 1 => n,
@@ -186,10 +186,17 @@ pub fn settings(args: &SettingsArgs) -> Result<Settings, ConfigError> {
         },
         alert_repeat_after: duration_setting(
             "MONITOR_ALERT_REPEAT_AFTER",
-            &args.alert_repeat_after,
+            &args.monitor.alert_repeat_after,
             d.alert_repeat_after,
         )?,
     };
+    Ok(s)
+}
+
+/// The thresholds against the check interval, for the monitor that runs
+/// the checks (`diagnose` and `reset-stuck-jobs` judge by a threshold
+/// without checking on an interval).
+pub fn check_thresholds(s: &Settings) -> Result<(), ConfigError> {
     if s.dead_worker_after < s.check_interval {
         return Err(ConfigError(format!(
             "MONITOR_DEAD_WORKER_AFTER={} is shorter than MONITOR_CHECK_INTERVAL={}: a worker could die \
@@ -206,7 +213,7 @@ pub fn settings(args: &SettingsArgs) -> Result<Settings, ConfigError> {
             duration::show(s.check_interval)
         )));
     }
-    Ok(s)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -22,7 +22,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use registre_actors::alerts::Alert;
 use registre_actors::events::Event;
-use registre_actors::project::redact_url;
 use registre_actors::sql::{ForeignDeath, ReleasedJob};
 use registre_actors::sql_dashboard::{self, Changed};
 use registre_actors::worker_reaper::WorkersDied;
@@ -125,7 +124,7 @@ pub async fn act(
     match run(&dash, action.as_str(), &body).await {
         Ok(Err(refused)) => refused.response(),
         Err(e) => {
-            let message = redact_url(&e.to_string());
+            let message = e.to_string();
             log::error!(environment = project, action = action.as_str(), from = from.as_str();
                 "❌ Dashboard action failed: {message}");
             Refusal::new(StatusCode::BAD_GATEWAY, message).response()

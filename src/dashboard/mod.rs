@@ -83,7 +83,7 @@ impl Dashboard {
             settings: liveness.settings.clone(),
             urls: projects
                 .iter()
-                .map(|p| (p.name.clone(), p.redacted_url.clone()))
+                .map(|p| (p.name.clone(), p.shown.clone()))
                 .collect(),
             live: Arc::new(Live::new(projects, &liveness.settings)),
             liveness,

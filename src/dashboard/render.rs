@@ -13,7 +13,6 @@ use std::time::Instant;
 use registre_actors::anomaly::Anomaly;
 use registre_actors::events::{Event, KINDS};
 use registre_actors::history::{COARSE_STEP_SECS, FINE_STEP_SECS};
-use registre_actors::project::redact_url;
 use registre_actors::sql_dashboard::LiveRead;
 use registre_actors::state::ProjectState;
 use registre_actors::{ChildKind, DbError, Role};
@@ -324,16 +323,10 @@ impl View<'_> {
         );
         let state = match (p.reachable, failing(p)) {
             (Some(false), Some((_, e))) => {
-                format!(
-                    "<b>Unreachable</b>: {}",
-                    escape(&redact_url(&e.to_string()))
-                )
+                format!("<b>Unreachable</b>: {}", escape(&e.to_string()))
             }
             (Some(false), None) => "<b>Unreachable</b>".to_string(),
-            (_, Some((check, e))) => format!(
-                "<b>{check} failing</b>: {}",
-                escape(&redact_url(&e.to_string()))
-            ),
+            (_, Some((check, e))) => format!("<b>{check} failing</b>: {}", escape(&e.to_string())),
             (None, None) => "Not reached yet".to_string(),
             (Some(true), None) => "Reachable".to_string(),
         };
@@ -544,7 +537,7 @@ impl View<'_> {
             }
             Some(Snapshot { result: Err(e), .. }) => Err(format!(
                 "<p class=\"err\">Could not read: {}</p>",
-                escape(&redact_url(&e.to_string()))
+                escape(&e.to_string())
             )),
             Some(Snapshot { result: Ok(r), .. }) => Ok(r),
         }

@@ -5,8 +5,9 @@
 //!
 //! - `GET /healthz`: 200 while the actor tree is alive and every check ticks
 //!   (see [`crate::serve::liveness`]), else 503 with the reasons;
-//! - `GET /readyz`: 200 once every project has been reached at least once,
-//!   else 503 with the projects not reached;
+//! - `GET /readyz`: 200 while every project is ready (reached at least
+//!   once, and no check failing for a reason retrying will not fix), else
+//!   503 naming each project that is not and why;
 //! - `GET /metrics`: Prometheus text ([`crate::serve::metrics`]);
 //! - `GET /status`: a JSON snapshot of every project, without secrets;
 //! - `POST /debug/fault?environment=..&actor=..&fault=panic|hang`: a drill
@@ -26,7 +27,6 @@ use actix::Addr;
 use actix_web::dev::ServerHandle;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use registre_actors::project::redact_url;
 use registre_actors::state::{CheckState, ProjectState};
 use registre_actors::{ActorKind, ChildKind, Fault, InjectFault, Project, Supervisor};
 use serde_json::{Value, json};
@@ -44,7 +44,7 @@ struct Shared {
     liveness: Liveness,
     metrics: Metrics,
     supervisor: Addr<Supervisor>,
-    /// Project name -> connection string with the password hidden.
+    /// Project name -> its connection as shown (no password).
     urls: BTreeMap<String, String>,
     fault_injection: bool,
 }
@@ -86,7 +86,7 @@ pub fn serve(
         supervisor,
         urls: projects
             .iter()
-            .map(|p| (p.name.clone(), p.redacted_url.clone()))
+            .map(|p| (p.name.clone(), p.shown.clone()))
             .collect(),
         fault_injection,
     }));
@@ -139,22 +139,23 @@ async fn healthz(shared: web::Data<Shared>) -> HttpResponse {
 }
 
 async fn readyz(shared: web::Data<Shared>) -> HttpResponse {
-    let not_reached: Vec<String> = shared
-        .liveness
-        .state
-        .snapshot()
-        .into_iter()
+    let snapshot = shared.liveness.state.snapshot();
+    let not_ready: serde_json::Map<String, Value> = snapshot
+        .iter()
+        .filter_map(|(name, p)| Some((name.clone(), Value::String(p.not_ready()?))))
+        .collect();
+    if not_ready.is_empty() {
+        return json_response(StatusCode::OK, json!({ "status": "ready" }));
+    }
+    let not_reached: Vec<&String> = snapshot
+        .iter()
         .filter(|(_, p)| !p.ever_reached)
         .map(|(name, _)| name)
         .collect();
-    if not_reached.is_empty() {
-        json_response(StatusCode::OK, json!({ "status": "ready" }))
-    } else {
-        json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({ "status": "not ready", "notReached": not_reached }),
-        )
-    }
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({ "status": "not ready", "notReady": not_ready, "notReached": not_reached }),
+    )
 }
 
 async fn metrics(shared: web::Data<Shared>) -> HttpResponse {
@@ -163,8 +164,17 @@ async fn metrics(shared: web::Data<Shared>) -> HttpResponse {
         .body(shared.metrics.render())
 }
 
+/// `x` rounded to `decimals` places: what people read needs no more.
+fn round(x: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (x * scale).round() / scale
+}
+
+/// Unix time to the millisecond.
 fn unix_seconds(t: SystemTime) -> Option<f64> {
-    t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs_f64())
+    t.duration_since(UNIX_EPOCH)
+        .ok()
+        .map(|d| round(d.as_secs_f64(), 3))
 }
 
 fn check_json(c: &CheckState, now: Instant) -> Value {
@@ -172,12 +182,12 @@ fn check_json(c: &CheckState, now: Instant) -> Value {
         "runs": c.runs,
         "errors": c.errors,
         "restarts": c.restarts,
-        "lastRunSecondsAgo": c.last_finished.map(|t| now.saturating_duration_since(t).as_secs_f64()),
+        "lastRunSecondsAgo": c.last_finished.map(|t| round(now.saturating_duration_since(t).as_secs_f64(), 1)),
         "lastSuccessUnix": c.last_success.and_then(unix_seconds),
         "lastDurationMs": c.last_duration.as_millis() as u64,
         "lastError": c.last_error.as_ref().map(|e| json!({
             "kind": e.kind(),
-            "message": redact_url(&e.to_string()),
+            "message": e.to_string(),
         })),
     })
 }
@@ -195,11 +205,13 @@ fn project_json(url: Option<&String>, p: &ProjectState, now: Instant) -> Value {
         Some(json!({
             "check": k.name(),
             "kind": e.kind(),
-            "message": redact_url(&e.to_string()),
+            "message": e.to_string(),
         }))
     });
     json!({
         "url": url,
+        "ready": p.not_ready().is_none(),
+        "notReadyReason": p.not_ready(),
         "reachable": p.reachable,
         "everReached": p.ever_reached,
         "counts": p.last_counts,
@@ -232,7 +244,7 @@ async fn status(shared: web::Data<Shared>) -> HttpResponse {
         json!({
             "healthy": problems.is_empty(),
             "problems": problems,
-            "ready": projects.values().all(|p| p["everReached"] == true),
+            "ready": projects.values().all(|p| p["ready"] == true),
             "instance": shared.liveness.settings.instance_id,
             "alerts": shared.liveness.state.alert_counters().map(|c| json!({
                 "sent": c.sent.load(Ordering::Relaxed),

@@ -12,7 +12,8 @@
 //! - `stuck_jobs_reset_total`, `workers_reaped_total`, `jobs_released_total`;
 //! - `check_runs_total{check}`, `check_errors_total{check}`,
 //!   `check_duration_seconds{check}` (histogram);
-//! - `project_reachable` (1 or 0), `anomaly_active{anomaly}`;
+//! - `project_reachable` (1 or 0), `project_healthy` (1 or 0: ready, as
+//!   `/readyz` says), `anomaly_active{anomaly}`;
 //! - `actor_restarts_total{actor}`;
 //! - `jobs_failed_out_of_attempts_total`, `ocr_jobs_reset_total`, `acting`
 //!   (1 or 0); and, with a webhook, `alerts_sent_total`, `alerts_failed_total`,
@@ -226,6 +227,19 @@ impl Collector for StateCollector {
         )?;
         family(
             &mut encoder,
+            "project_healthy",
+            "1 when the project is ready: reached, and no check failing for a reason retrying \
+             will not fix (schema, permission, read-only, credentials); else 0",
+            MetricType::Gauge,
+            projects.iter().map(|(name, p)| {
+                (
+                    env(*name),
+                    ConstGauge::new(i64::from(p.not_ready().is_none())),
+                )
+            }),
+        )?;
+        family(
+            &mut encoder,
             "anomaly_active",
             "1 while the health check's anomaly holds",
             MetricType::Gauge,
@@ -320,6 +334,7 @@ mod tests {
             "registre_monitor_check_runs_total{environment=\"dev\",check=\"StuckJobResetter\"} 1",
             "registre_monitor_check_duration_seconds_bucket{environment=\"dev\",check=\"StuckJobResetter\",le=\"0.025\"} 1",
             "registre_monitor_project_reachable{environment=\"dev\"} 1",
+            "registre_monitor_project_healthy{environment=\"dev\"} 1",
             "# TYPE registre_monitor_check_duration_seconds histogram",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");

@@ -33,18 +33,20 @@ pub enum RunError {
 }
 
 /// Runs the monitor; returns when asked to stop, at once with the reason
-/// when the HTTP address cannot be listened on, or when the actor tree's
-/// root has died (each logged at ERROR).
+/// when the HTTP address cannot be listened on (for the caller to print as
+/// a configuration error), or when the actor tree's root has died (logged
+/// at ERROR).
 pub fn run(config: Config) -> Result<(), RunError> {
     actix_rt::System::new().block_on(async move {
-        for warning in &config.warnings {
-            log::warn!("{warning}");
-        }
-        // Bind before any database is touched: a taken port stops start-up.
-        let listener = config.http.addr.map(http::bind).transpose().map_err(|e| {
-            log::error!("{e}");
-            RunError::Startup(e)
-        })?;
+        ignore_other_signals();
+        // Bind before any database is touched: a taken port stops start-up
+        // (as a configuration error, printed by the caller).
+        let listener = config
+            .http
+            .addr
+            .map(http::bind)
+            .transpose()
+            .map_err(RunError::Startup)?;
         let state = MonitorState::new();
         start_alerts(&config.settings, &state);
         let liveness = Liveness::new(state.clone(), config.settings.clone());
@@ -106,11 +108,9 @@ fn serve_http(
                 "🌐 HTTP endpoints listening");
             Ok(handle)
         }
-        Err(e) => {
-            let e = format!("HTTP server on {addr} did not start: {e}");
-            log::error!("{e}");
-            Err(RunError::Startup(e))
-        }
+        Err(e) => Err(RunError::Startup(format!(
+            "MONITOR_HTTP_ADDR={addr}: the HTTP server did not start ({e}); expected a free address on this host, or off"
+        ))),
     }
 }
 
@@ -119,6 +119,31 @@ fn serve_http(
 async fn gone(supervisor: Addr<Supervisor>) {
     while supervisor.connected() {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// SIGHUP, SIGUSR1 and SIGUSR2 would end the process at once (their
+/// default action), without `🛑 Shutting down` or `STOPPING=1`. The monitor
+/// has nothing to reload (its settings are read from the environment at
+/// start), so each is logged at WARN and otherwise ignored.
+fn ignore_other_signals() {
+    use tokio::signal::unix::{SignalKind, signal};
+    for (kind, name) in [
+        (SignalKind::hangup(), "SIGHUP"),
+        (SignalKind::user_defined1(), "SIGUSR1"),
+        (SignalKind::user_defined2(), "SIGUSR2"),
+    ] {
+        match signal(kind) {
+            Ok(mut received) => {
+                actix_rt::spawn(async move {
+                    while received.recv().await.is_some() {
+                        log::warn!(signal = name;
+                            "📨 {name} received and ignored: settings are read at start, restart the monitor to change them");
+                    }
+                });
+            }
+            Err(e) => log::warn!("cannot handle {name} ({e}): it would stop the monitor at once"),
+        }
     }
 }
 

@@ -22,9 +22,30 @@ use serde_json::Value;
 mod testdb;
 
 #[allow(unused_imports)] // each test binary uses its own subset
-pub use testdb::{SCHEMA, TestDb, admin_url, schema_without_attempts, schema_without_ocr};
+pub use testdb::{
+    SCHEMA, Server, TestDb, admin_url, percent_encode, schema_without_attempts, schema_without_ocr,
+    server,
+};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether the tests run under CI: `CI=true` (or `1`), as `.ci/run`,
+/// GitHub Actions and GitLab set it.
+pub fn under_ci() -> bool {
+    std::env::var("CI")
+        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1"))
+}
+
+/// A tool a test needs is not installed: under CI the test fails (a run
+/// that skipped it must not pass for one that ran it); elsewhere it is
+/// skipped, loudly. The caller returns when this returns.
+pub fn missing_tool(tool: &str, install: &str) {
+    assert!(
+        !under_ci(),
+        "{tool} is not installed, and under CI (CI=true) every test must run: {install}"
+    );
+    eprintln!("SKIPPED: {tool} is not installed ({install}); under CI=true this fails");
+}
 
 /// Waits for `cond`, polling; panics with `what` after `timeout`.
 pub fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {

@@ -19,17 +19,17 @@ impl PgBouncer {
 
     /// Starts one with `default_pool_size = 1`, so every client shares one
     /// server connection per database (what breaks named statements).
-    /// `None` when pgbouncer is not installed outside CI; in CI it must be.
+    /// `None` when pgbouncer is not installed outside CI; under CI it must
+    /// be ([`super::missing_tool`]).
     pub fn start() -> Option<PgBouncer> {
         let binary = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists());
         let Some(binary) = binary else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "pgbouncer is not installed (.ci/run installs it)"
+            super::missing_tool(
+                "pgbouncer",
+                "apt-get install pgbouncer; .ci/run installs it",
             );
-            eprintln!("SKIPPED: pgbouncer is not installed (apt-get install pgbouncer)");
             return None;
         };
         let dir = TempDir::new();
@@ -39,13 +39,19 @@ impl PgBouncer {
             .local_addr()
             .unwrap()
             .port();
-        let (host, upstream_port, upstream_password) = upstream();
-        let password = upstream_password
-            .map(|p| format!(" password={p}"))
+        let server = super::server();
+        // The server's own user and password, quoted as PgBouncer reads
+        // them (a quote doubled).
+        let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
+        let password = server
+            .password
+            .as_deref()
+            .map(|p| format!(" password={}", quote(p)))
             .unwrap_or_default();
+        let (host, upstream_port, user) = (&server.host, server.port, quote(&server.user));
         let d = dir.0.display();
         let config = format!(
-            "[databases]\n* = host={host} port={upstream_port}{password}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
+            "[databases]\n* = host={host} port={upstream_port} user={user}{password}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
              listen_port = {port}\nunix_socket_dir =\nauth_type = scram-sha-256\nauth_file = {d}/userlist.txt\n\
              pool_mode = transaction\ndefault_pool_size = 1\nmax_client_conn = 50\nlogfile = {d}/pgbouncer.log\n\
              pidfile = {d}/pgbouncer.pid\nignore_startup_parameters = extra_float_digits,options\n"
@@ -97,19 +103,6 @@ impl Drop for PgBouncer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Host, port and password of the test Postgres, from its URL.
-fn upstream() -> (String, u16, Option<String>) {
-    let url = super::admin_url();
-    let (userinfo, after_at) = url.rsplit_once('@').unwrap();
-    let password = userinfo
-        .rsplit_once(':')
-        .map(|(_, p)| p.to_string())
-        .filter(|p| !p.starts_with("//"));
-    let hostport = after_at.split('/').next().unwrap();
-    let (host, port) = hostport.split_once(':').unwrap_or((hostport, "5432"));
-    (host.to_string(), port.parse().unwrap(), password)
 }
 
 fn running_as_root() -> bool {

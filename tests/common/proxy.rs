@@ -1,5 +1,7 @@
-//! A TCP proxy in front of Postgres, for real network faults: cut every
-//! open connection, refuse new ones for a while, or accept and never answer.
+//! A TCP proxy in front of the test Postgres (`TEST_DATABASE_URL`'s host
+//! and port, its user and password carried in [`Proxy::url`]), for real
+//! network faults: cut every open connection, refuse new ones for a while,
+//! or accept and never answer.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -13,6 +15,7 @@ const REFUSE: u8 = 2;
 
 pub struct Proxy {
     pub addr: SocketAddr,
+    server: super::Server,
     upstream: SocketAddr,
     mode: Arc<AtomicU8>,
     open: Arc<Mutex<Vec<TcpStream>>>,
@@ -20,11 +23,17 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Listens on a free port of 127.0.0.1 and forwards to `upstream`.
-    pub fn start(upstream: SocketAddr) -> Proxy {
+    /// Listens on a free port of 127.0.0.1 and forwards to the test server.
+    pub fn start() -> Proxy {
+        let server = super::server();
+        let upstream = std::net::ToSocketAddrs::to_socket_addrs(&server.addr())
+            .ok()
+            .and_then(|mut a| a.next())
+            .unwrap_or_else(|| panic!("cannot resolve the test server {}", server.addr()));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let proxy = Proxy {
             addr: listener.local_addr().unwrap(),
+            server,
             upstream,
             mode: Arc::new(AtomicU8::new(FORWARD)),
             open: Arc::new(Mutex::new(Vec::new())),
@@ -34,12 +43,10 @@ impl Proxy {
         proxy
     }
 
-    /// `postgres://` URL through the proxy to `database`.
+    /// `postgres://` URL through the proxy to `database`, as the test
+    /// server's user with its password.
     pub fn url(&self, database: &str) -> String {
-        format!(
-            "postgres://postgres@{}/{database}?sslmode=disable",
-            self.addr
-        )
+        self.server.url_via(&self.addr.to_string(), database)
     }
 
     fn serve(&self, listener: TcpListener) {

@@ -23,6 +23,76 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// Where the test server is and who the tests are on it, read from
+/// [`admin_url`] (so a password in `TEST_DATABASE_URL` holds everywhere:
+/// the proxy, PgBouncer, the roles a test creates).
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<String>,
+}
+
+/// The test server, from `TEST_DATABASE_URL`.
+pub fn server() -> Server {
+    let url = admin_url();
+    let config: postgres::Config = url
+        .parse()
+        .unwrap_or_else(|e| panic!("TEST_DATABASE_URL is not a connection string: {e}"));
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(host)) => host.clone(),
+        other => panic!("TEST_DATABASE_URL must name a TCP host, not {other:?}"),
+    };
+    Server {
+        host,
+        port: config.get_ports().first().copied().unwrap_or(5432),
+        user: config.get_user().unwrap_or("postgres").to_string(),
+        password: config
+            .get_password()
+            .map(|p| String::from_utf8(p.to_vec()).expect("a UTF-8 test password")),
+    }
+}
+
+/// Every byte but letters, digits and `-._~` as `%XX`: a password (or
+/// anything) safe to put in a URL.
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+impl Server {
+    /// `postgres://user:password@addr/database?sslmode=disable`, as this
+    /// server's user, to `addr` (the server itself, or a proxy before it).
+    pub fn url_via(&self, addr: &str, database: &str) -> String {
+        let password = self
+            .password
+            .as_deref()
+            .map(|p| format!(":{}", percent_encode(p)))
+            .unwrap_or_default();
+        format!(
+            "postgres://{}{password}@{addr}/{database}?sslmode=disable",
+            percent_encode(&self.user)
+        )
+    }
+
+    /// `host:port`, brackets around an IPv6 address.
+    pub fn addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
 /// `admin_url` with another database name (parameters kept).
 pub fn url_for(database: &str) -> String {
     let admin = admin_url();

@@ -116,7 +116,19 @@ pub fn run(args: DemoArgs) -> ExitCode {
         let interrupt = CancellationToken::new();
         let on_signal = interrupt.clone();
         actix_rt::spawn(async move {
-            crate::serve::shutdown_signal().await;
+            // A closed terminal (SIGHUP) ends the demo as Ctrl-C does: the
+            // scratch database is still dropped.
+            let hangup = async {
+                use tokio::signal::unix::{SignalKind, signal};
+                match signal(SignalKind::hangup()) {
+                    Ok(mut s) => s.recv().await,
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = crate::serve::shutdown_signal() => {}
+                _ = hangup => {}
+            }
             on_signal.cancel();
         });
         let scratch = match Scratch::create(&server, settings.connect_timeout).await {
@@ -127,7 +139,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
                      The demo needs a Postgres server where it may create and drop a database. \
                      Start one locally, or point the demo at one with --database-url URL \
                      or DEMO_DATABASE_URL=URL (default postgres://postgres@127.0.0.1:5432/postgres).",
-                    server.redacted_url
+                    server.shown
                 );
                 return ExitCode::from(EXIT_CANNOT_START);
             }
@@ -135,7 +147,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         println!(
             "Scratch database {} on {} ({} workers, {} jobs; stuck after {}, dead after {}, checks every {})",
             scratch.name.as_str(),
-            server.redacted_url,
+            server.shown,
             args.workers,
             args.jobs,
             duration::show(settings.stuck_job_after),

@@ -1,8 +1,9 @@
 //! What the demo shows: a live progress line while it runs, a summary at
 //! the end.
 //!
-//! On a terminal the line is redrawn in place four times a second; otherwise
-//! (a pipe, a CI log) a plain line is printed every two seconds.
+//! On a terminal the line is redrawn in place four times a second, cut to
+//! the terminal's width (a wrapped line could not be redrawn in place);
+//! otherwise (a pipe, a CI log) a plain line is printed every two seconds.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,44 @@ use crate::config::duration;
 
 /// Clears the terminal's current line.
 pub const CLEAR_LINE: &str = "\r\x1b[2K";
+
+/// `n` and the noun in the number it takes: `1 stuck job`, `2 stuck jobs`.
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The terminal's width in columns: `COLUMNS` when set, else what the
+/// terminal on stdout says, else 80.
+pub fn terminal_width() -> usize {
+    if let Some(columns) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c > 0)
+    {
+        return columns;
+    }
+    // SAFETY: TIOCGWINSZ writes one `winsize` into the struct it is given.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let asked = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) };
+    if asked == 0 && size.ws_col > 0 {
+        usize::from(size.ws_col)
+    } else {
+        80
+    }
+}
+
+/// `line` cut to fit in `width` columns without reaching the last one
+/// (where a terminal may wrap), with `…` where it was cut.
+pub fn fit(line: &str, width: usize) -> String {
+    let room = width.saturating_sub(1).max(1);
+    if line.chars().count() <= room {
+        return line.to_string();
+    }
+    let mut cut: String = line.chars().take(room - 1).collect();
+    cut.push('…');
+    cut
+}
 
 /// The live line.
 pub struct Progress {
@@ -58,17 +97,20 @@ impl Progress {
             (m.jobs_reset, m.workers_reaped, m.jobs_released)
         });
         let line = format!(
-            "{:>5.1}s  done {}/{} (failed {})  waiting {}  processing {}  | workers: {crashes} crashed, {hangs} hung, {restarts} restarted  | monitor: {reset} stuck jobs reset, {reaped} dead workers reaped, {released} jobs released",
+            "{:>5.1}s  done {}/{} (failed {})  waiting {}  processing {}  | workers: {crashes} crashed, {hangs} hung, {restarts} restarted  | monitor: {}, {}, {}",
             elapsed.as_secs_f64(),
             q.done + q.failed,
             self.jobs,
             q.failed,
             q.waiting,
             q.processing,
+            count(reset, "stuck job reset", "stuck jobs reset"),
+            count(reaped, "dead worker reaped", "dead workers reaped"),
+            count(released, "job released", "jobs released"),
         );
         let mut out = std::io::stdout().lock();
         let _ = if self.terminal {
-            write!(out, "{CLEAR_LINE}{line}")
+            write!(out, "{CLEAR_LINE}{}", fit(&line, terminal_width()))
         } else {
             writeln!(out, "{line}")
         };
@@ -179,9 +221,12 @@ impl Summary {
         let q = self.queue.unwrap_or_default();
         let finished = q.done + q.failed;
         if self.all_finished() {
+            let all = match q.total {
+                1 => "The job finished".to_string(),
+                n => format!("All {n} jobs finished"),
+            };
             out.push_str(&format!(
-                "All {} jobs finished in {} ({} completed, {} failed after their last attempt).\n",
-                q.total,
+                "{all} in {} ({} completed, {} failed after their last attempt).\n",
                 secs(self.elapsed),
                 q.done,
                 q.failed
@@ -204,17 +249,23 @@ impl Summary {
             .map(|w| w.ids.len().saturating_sub(1))
             .sum::<usize>();
         out.push_str(&format!(
-            "Workers: {} crashed, {} hung, {} restarted under a new id; {} jobs taken, {} late finishes refused.\n",
+            "Workers: {} crashed, {} hung, {} restarted under a new id; {} taken, {} refused.\n",
             sum(|w| w.crashes),
             sum(|w| w.hangs),
             restarts,
-            sum(|w| w.claimed),
-            sum(|w| w.lost),
+            count(sum(|w| w.claimed), "job", "jobs"),
+            count(sum(|w| w.lost), "late finish", "late finishes"),
         ));
         if let Some(m) = &self.monitor {
             out.push_str(&format!(
-                "Monitor: {} stuck jobs reset, {} dead workers reaped, {} of their jobs released.\n",
-                m.jobs_reset, m.workers_reaped, m.jobs_released
+                "Monitor: {}, {}, {} of their jobs released.\n",
+                count(m.jobs_reset, "stuck job reset", "stuck jobs reset"),
+                count(
+                    m.workers_reaped,
+                    "dead worker reaped",
+                    "dead workers reaped"
+                ),
+                m.jobs_released
             ));
         }
         let healed: Vec<Duration> = self.recoveries.iter().filter_map(|r| r.took).collect();
@@ -222,16 +273,16 @@ impl Summary {
             Some(worst) => {
                 let w = worst.took.unwrap_or_default();
                 out.push_str(&format!(
-                    "Recovery (crash or hang to job back in the queue): {} of {} incidents healed, worst {} ({} of {} on job {}).\n",
+                    "Recovery (crash or hang to job back in the queue): {} of {} healed, worst {} ({} of {} on job {}).\n",
                     healed.len(),
-                    self.recoveries.len(),
+                    count(self.recoveries.len() as u64, "incident", "incidents"),
                     secs(w),
                     match worst.incident.fate {
                         Fate::Crash => "crash",
                         _ => "hang",
                     },
                     worst.incident.worker,
-                    &worst.incident.job[..8.min(worst.incident.job.len())],
+                    worst.incident.job,
                 ));
             }
             None if self.recoveries.is_empty() => {
@@ -242,9 +293,33 @@ impl Summary {
         let unhealed = self.recoveries.len() - healed.len();
         if unhealed > 0 {
             out.push_str(&format!(
-                "{unhealed} incident(s) whose job was not seen back in the queue.\n"
+                "{} not seen back in the queue.\n",
+                count(
+                    unhealed as u64,
+                    "incident whose job was",
+                    "incidents whose jobs were"
+                )
             ));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_in_the_right_number_and_fits_the_width() {
+        assert_eq!(
+            count(1u64, "stuck job reset", "stuck jobs reset"),
+            "1 stuck job reset"
+        );
+        assert_eq!(count(0u64, "job", "jobs"), "0 jobs");
+        assert_eq!(count(2u32, "job", "jobs"), "2 jobs");
+        assert_eq!(fit("abcdef", 80), "abcdef");
+        assert_eq!(fit("abcdef", 6), "abcd…");
+        assert_eq!(fit("abcdef", 6).chars().count(), 5);
+        assert_eq!(fit("abcdef", 0).chars().count(), 1);
     }
 }

@@ -63,14 +63,8 @@ impl Scratch {
     pub fn project(&self) -> Project {
         // A copy of the server's project (whatever else it carries, such as
         // TLS settings), pointed at the scratch database.
-        let mut project = self.server.clone();
+        let mut project = self.server.on_database(self.name.as_str());
         project.name = "demo".into();
-        project.pg.dbname(self.name.as_str());
-        project.redacted_url = format!(
-            "{} (database {})",
-            self.server.redacted_url,
-            self.name.as_str()
-        );
         project
     }
 
