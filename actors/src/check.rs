@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::database::{Database, DbError};
 use crate::features::Features;
+use crate::fleet::Fleet;
 use crate::kind::ChildKind;
 use crate::role::Role;
 use crate::settings::Settings;
@@ -37,6 +38,8 @@ pub struct RunContext {
     pub settings: Arc<Settings>,
     /// What the project's schema allows, probed once.
     pub features: Features,
+    /// The workers of every project (shared by the whole tree).
+    pub fleet: Arc<Fleet>,
 }
 
 /// Where a run's outcome goes.

@@ -388,6 +388,11 @@ impl Database {
             .map_err(|e| SendError::Failed(DbError::Query(format!("unexpected result shape: {e}"))))
     }
 
+    /// The project's name.
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
     /// Idle and in-use connections, for metrics and tests.
     pub fn connections(&self) -> usize {
         self.pool.status().size

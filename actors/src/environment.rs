@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::WeakRecipient;
 use actix::prelude::*;
 
 use crate::check::{Check, RunContext};
@@ -25,17 +24,11 @@ use crate::kind::{ActorKind, ChildKind};
 use crate::leader::{self, LeaderElection, LockSession};
 use crate::project::Project;
 use crate::settings::{LeaderElection as ElectionMode, Settings};
-use crate::sql::ForeignDeath;
 use crate::state::MonitorState;
 use crate::stuck_job_resetter::StuckJobResetter;
 use crate::supervision::{ExitNotice, Exited, Restarts, Stop};
 use crate::ticker::{ProjectScope, Ticker};
-use crate::worker_reaper::{ForeignDeaths, WorkerReaper, WorkersDied};
-
-/// Deaths found in another project: free those workers' jobs here too.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct ReleaseForeignDeaths(pub Vec<ForeignDeath>);
+use crate::worker_reaper::WorkerReaper;
 
 /// The address of a running child, whatever its check.
 enum ChildAddr {
@@ -71,11 +64,8 @@ pub struct Environment {
     /// The project's name, pool, settings, probed features and the state,
     /// which every check shares.
     scope: ProjectScope,
-    foreign: ForeignDeaths,
     /// The session that holds the election's lock.
     session: Arc<LockSession>,
-    /// Where the reaper reports deaths (the Supervisor).
-    deaths: WeakRecipient<WorkersDied>,
     children: BTreeMap<ChildKind, ChildAddr>,
     restarts: Restarts<ChildKind>,
     _exit: ExitNotice<String>,
@@ -86,7 +76,6 @@ impl Environment {
         project: Project,
         settings: Arc<Settings>,
         state: MonitorState,
-        deaths: WeakRecipient<WorkersDied>,
         exit: ExitNotice<String>,
     ) -> Self {
         let (name, instance) = (project.name.as_str(), settings.instance_id.as_str());
@@ -114,7 +103,13 @@ impl Environment {
         state.add_project(name);
         let session = leader::start(&state, name, instance, alone);
         let features = Features::new(name);
-        let cx = RunContext { settings, features };
+        let fleet = state.fleet();
+        fleet.add_project(name);
+        let cx = RunContext {
+            settings,
+            features,
+            fleet,
+        };
         Environment {
             scope: ProjectScope {
                 project: project.name,
@@ -122,9 +117,7 @@ impl Environment {
                 cx,
                 state,
             },
-            foreign: ForeignDeaths::default(),
             session,
-            deaths,
             children: BTreeMap::new(),
             restarts: Restarts::default(),
             _exit: exit,
@@ -142,11 +135,9 @@ impl Environment {
             ChildKind::StuckJobResetter => {
                 ChildAddr::Resetter(self.spawn(StuckJobResetter, first_delay, exit))
             }
-            ChildKind::WorkerReaper => ChildAddr::Reaper(self.spawn(
-                WorkerReaper::new(self.foreign.clone(), self.deaths.clone()),
-                first_delay,
-                exit,
-            )),
+            ChildKind::WorkerReaper => {
+                ChildAddr::Reaper(self.spawn(WorkerReaper::new(), first_delay, exit))
+            }
             ChildKind::HealthReporter => {
                 ChildAddr::Reporter(self.spawn(HealthReporter::default(), first_delay, exit))
             }
@@ -195,21 +186,6 @@ impl Handler<Exited<ChildKind>> for Environment {
         ctx.run_later(delay, move |act, ctx| {
             act.start_child(kind, Duration::ZERO, ctx)
         });
-    }
-}
-
-impl Handler<ReleaseForeignDeaths> for Environment {
-    type Result = ();
-
-    fn handle(
-        &mut self,
-        ReleaseForeignDeaths(deaths): ReleaseForeignDeaths,
-        _: &mut Self::Context,
-    ) {
-        self.foreign
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(deaths);
     }
 }
 

@@ -34,6 +34,7 @@ impl Allowed {
             }),
             attempts: self.attempts.clone(),
             ocr: self.ocr.clone(),
+            workers: Default::default(),
         }
     }
 }

@@ -8,8 +8,9 @@
 //!   instance acts for the project or stands by ([`Role`]);
 //! - [`StuckJobResetter`]: puts jobs stuck in processing (and in OCR) back in
 //!   the queue, or fails them when they ran out of attempts;
-//! - [`WorkerReaper`]: marks silent workers offline and frees their jobs, in
-//!   every project;
+//! - [`WorkerReaper`]: marks dead workers offline and frees their jobs, in
+//!   every project, as the [`fleet`] judges them from heartbeats seen to
+//!   change;
 //! - [`HealthReporter`]: counts workers and jobs, logs them, warns on
 //!   anomalies ([`anomaly`]).
 //!
@@ -20,7 +21,7 @@
 //!   is), [`kind`] (the actors' names), [`fault`] (drills);
 //! - what the checks share: [`state`] (what the tree knows of itself, read
 //!   by `/status` and `/metrics`; [`histogram`]: its run durations),
-//!   [`role`], [`features`] (what a project's schema allows), [`report`]
+//!   [`role`], [`fleet`] (which workers are alive), [`features`] (what a project's schema allows), [`report`]
 //!   (how put-back jobs are logged and alerted), [`alerts`] (the alert
 //!   model and its queue), [`history`] and [`events`] (counts over time and
 //!   the timeline of what happened, in memory, for the dashboard);
@@ -42,6 +43,7 @@ pub mod environment;
 pub mod events;
 pub mod fault;
 pub mod features;
+pub mod fleet;
 pub mod health_reporter;
 pub mod histogram;
 pub mod history;

@@ -31,13 +31,22 @@ pub fn summarize(jobs: &[ReleasedJob]) -> Vec<JobSummary<'_>> {
         .collect()
 }
 
+/// At most this many items of a batch are named in a log line, an event
+/// or an alert; the count says how many there were.
+pub const SAMPLE: usize = 20;
+
+/// The first [`SAMPLE`] of `items`.
+pub fn sample<T>(items: &[T]) -> &[T] {
+    &items[..items.len().min(SAMPLE)]
+}
+
 /// Alerts about a batch of jobs, when it is big enough.
 pub fn alert_batch(to: &Reporting<'_>, kind: &'static str, message: &str, jobs: &[ReleasedJob]) {
     if (jobs.len() as u64) < to.settings.alert_min_resets {
         return;
     }
     let text = format!("[{}] {message}: {}", to.project, jobs.len());
-    let summary = serde_json::to_value(summarize(jobs)).unwrap_or_default();
+    let summary = serde_json::to_value(summarize(sample(jobs))).unwrap_or_default();
     to.state.alert(
         Alert::new(to.project, kind, text)
             .field("count", jobs.len())

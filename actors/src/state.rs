@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::alerts::{Alert, AlertCounters, AlertSink};
 use crate::database::DbError;
 use crate::events::Timeline;
+use crate::fleet::Fleet;
 pub use crate::histogram::DURATION_BUCKETS;
 use crate::histogram::DurationHistogram;
 use crate::history::History;
@@ -62,6 +63,8 @@ pub struct ProjectState {
     pub anomalies: Vec<String>,
     /// Resets and releases that sent a job to failed (out of attempts).
     pub jobs_failed: u64,
+    /// Workers found with a skewed clock (each once).
+    pub skewed_workers: u64,
     /// OCR jobs put back to status 3 (or failed).
     pub ocr_jobs_reset: u64,
     /// This instance's role for the project (written by the election only).
@@ -128,11 +131,18 @@ pub struct MonitorState {
     /// Counts over time and the timeline, for the dashboard (bounded).
     pub(crate) history: Arc<History>,
     pub(crate) timeline: Arc<Timeline>,
+    /// Which workers are alive, across projects.
+    fleet: Arc<Fleet>,
 }
 
 impl MonitorState {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The workers, as every project's reads saw them.
+    pub fn fleet(&self) -> Arc<Fleet> {
+        self.fleet.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, ProjectState>> {

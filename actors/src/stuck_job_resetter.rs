@@ -6,8 +6,12 @@
 //! as an attempt (a job out of attempts goes to failed, status 4), a job
 //! whose live worker is still on it may get a grace, and OCR jobs stuck in
 //! status 6 go back to status 3; each as the project's schema allows
-//! ([`Features`](crate::features::Features)). A standby instance does
-//! nothing.
+//! ([`Features`](crate::features::Features)). Workers write their jobs'
+//! start times with their own clocks: a worker the
+//! [`Fleet`](crate::fleet::Fleet) found skewed has its jobs' times
+//! corrected, and the jobs of a worker whose stale heartbeat is not judged
+//! yet wait for the verdict (the reaper frees them if it is dead). A
+//! standby instance does nothing.
 
 use crate::check::{Check, Gate, Reporting, RunContext, Running};
 use crate::database::Database;
@@ -15,6 +19,7 @@ use crate::events::Event;
 use crate::kind::ChildKind;
 use crate::report::{alert_batch, summarize};
 use crate::sql::{self, StuckResets};
+use crate::worker_reaper::judge;
 
 /// The check; what it needs is in the [`RunContext`].
 #[derive(Debug, Default)]
@@ -30,7 +35,15 @@ impl Check for StuckJobResetter {
         let (db, cx) = (db.clone(), cx.clone());
         async move {
             let allowed = cx.features.get(&db, &cx.settings).await?;
-            sql::reset_stuck(&db, &allowed.stuck_rules(&cx.settings)).await
+            // The fleet's view needs one read of this project's workers:
+            // before it, a slow clock would pass for a stuck job.
+            if !cx.fleet.has_read(db.project()) {
+                let read = sql::read_workers(&db).await?;
+                cx.fleet.observe(db.project(), &read);
+            }
+            let mut rules = allowed.stuck_rules(&cx.settings);
+            rules.workers = cx.fleet.view(&judge(&cx));
+            sql::reset_stuck(&db, &rules).await
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::environment::{Environment, ReleaseForeignDeaths};
+use crate::environment::Environment;
 use crate::fault::{InjectEnvironmentFault, InjectFault};
 use crate::kind::ActorKind;
 use crate::project::Project;
@@ -54,7 +54,6 @@ impl Supervisor {
             project,
             self.settings.clone(),
             self.state.clone(),
-            me.clone().recipient(),
             ExitNotice::new(me.recipient(), name.to_string()),
         );
         self.environments.insert(name.to_string(), env.start());
@@ -91,11 +90,8 @@ impl Handler<WorkersDied> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: WorkersDied, _: &mut Self::Context) {
-        for (name, env) in &self.environments {
-            if *name != msg.from {
-                env.do_send(ReleaseForeignDeaths(msg.deaths.clone()));
-            }
-        }
+        let workers: Vec<String> = msg.deaths.into_iter().map(|d| d.worker).collect();
+        self.state.fleet().died(&workers);
     }
 }
 

@@ -1,27 +1,35 @@
 //! `WorkerReaper`: retires dead workers and frees what they held.
 //!
-//! Every check interval this check runs [`sql::reap_dead_workers`]: workers
-//! whose heartbeat is older than the dead threshold go `offline` and their
-//! processing jobs go back to the queue (or to failed, out of attempts). Workers heartbeat in one project but
-//! take jobs from all of them, so each death is sent up ([`WorkersDied`]) and
-//! every other project frees that worker's jobs on its next run. Each
-//! release counts as an attempt of the job, as for stuck jobs. A standby
-//! instance does nothing.
+//! Every check interval this check reads the project's live worker rows and
+//! hands them to the [`Fleet`](crate::fleet::Fleet), which judges, across
+//! every project, who is dead (see [`crate::fleet`]: by heartbeats seen to
+//! change, not by the workers' clocks). Then, in bounded batches:
+//! - the rows of workers judged dead go `offline`, each only if its
+//!   heartbeat is still the one judged;
+//! - every job a dead worker holds here goes back to the queue (or to
+//!   failed, out of attempts), whichever project saw it die; a job locked
+//!   by another session is released by a later run, never forgotten;
+//! - now and then (at start, every `MONITOR_HEALTH_LOG_EVERY`, and while
+//!   some wait for confirmation) the holders of jobs with no live row
+//!   here (offline, or never registered) are judged too.
+//!
+//! Each release counts as an attempt of the job, as for stuck jobs.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use actix::{Message, WeakRecipient};
+use actix::Message;
 
 use crate::alerts::Alert;
 use crate::check::{Check, Gate, Reporting, RunContext, Running};
-use crate::database::Database;
+use crate::database::{Database, DbError};
 use crate::events::Event;
+use crate::fleet::{Judge, Skew};
 use crate::kind::ChildKind;
-use crate::report::{alert_batch, summarize};
-use crate::sql::{self, ForeignDeath, Reaped};
+use crate::report::{alert_batch, sample, summarize};
+use crate::sql::{self, BATCH, ForeignDeath, ReleasedJob};
 
-/// Workers found dead in project `from`, for the other projects.
+/// Workers found dead by someone else (an operator's action on the
+/// dashboard), for every project to free their jobs.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct WorkersDied {
@@ -29,129 +37,196 @@ pub struct WorkersDied {
     pub deaths: Vec<ForeignDeath>,
 }
 
-/// Deaths seen in other projects whose jobs here are still to be freed.
-/// Owned by the project's `Environment`, so it outlives a reaper restart.
-pub type ForeignDeaths = Arc<Mutex<BTreeSet<ForeignDeath>>>;
+/// What one run did.
+#[derive(Debug, Default)]
+pub struct Reaping {
+    /// Workers whose rows here were marked offline, sorted.
+    pub marked: Vec<String>,
+    /// Jobs put back in the queue (or failed).
+    pub released: Vec<ReleasedJob>,
+    /// Workers newly found with a skewed clock.
+    pub skews: Vec<Skew>,
+    /// Dead workers whose jobs here are still held (locked rows).
+    pub still_owed: usize,
+    /// A statement failed after others made progress: kept, and the rest
+    /// is done by the next run.
+    pub cut_short: Option<DbError>,
+}
 
 /// The check.
+#[derive(Debug, Default)]
 pub struct WorkerReaper {
-    foreign: ForeignDeaths,
-    /// Where deaths are reported (the `Supervisor`).
-    news: WeakRecipient<WorkersDied>,
+    last_sweep: Option<Instant>,
 }
 
 impl WorkerReaper {
-    pub fn new(foreign: ForeignDeaths, news: WeakRecipient<WorkersDied>) -> Self {
-        WorkerReaper { foreign, news }
+    pub fn new() -> Self {
+        WorkerReaper::default()
     }
+}
+
+/// The thresholds the fleet judges by, from the settings.
+pub fn judge(cx: &RunContext) -> Judge {
+    let s = &cx.settings;
+    Judge::new(s.dead_worker_after, s.check_interval, s.statement_timeout)
 }
 
 impl Check for WorkerReaper {
     const KIND: ChildKind = ChildKind::WorkerReaper;
     const GATE: Gate = Gate::WhenActing;
     const USES_FEATURES: bool = true;
-    /// What was reaped, and the foreign deaths this run was given.
-    type Outcome = (Reaped, Vec<ForeignDeath>);
+    type Outcome = Reaping;
 
     fn run_once(&mut self, db: &Database, cx: &RunContext) -> impl Running<Self::Outcome> {
         let (db, cx) = (db.clone(), cx.clone());
-        let foreign: Vec<ForeignDeath> = self
-            .foreign
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .cloned()
-            .collect();
+        let sweep = self
+            .last_sweep
+            .is_none_or(|t| t.elapsed() >= cx.settings.health_log_every)
+            || cx.fleet.holders_pending(db.project());
+        if sweep {
+            self.last_sweep = Some(Instant::now());
+        }
         async move {
             let attempts = cx.features.get(&db, &cx.settings).await?.attempts;
-            let dead_after = cx.settings.dead_worker_after;
-            let reaped =
-                sql::reap_dead_workers(&db, dead_after, &foreign, attempts.as_ref()).await?;
-            Ok((reaped, foreign))
+            let (project, judge) = (db.project().to_string(), judge(&cx));
+            let read = sql::read_workers(&db).await?;
+            cx.fleet.observe(&project, &read);
+            drop(read);
+            let judged = cx.fleet.judge(&project, &judge);
+            let mut out = Reaping {
+                skews: judged.skews,
+                ..Reaping::default()
+            };
+            let steps = async {
+                if sweep {
+                    let holders: Vec<String> = sql::holders_without_live_row(&db).await?;
+                    cx.fleet.judge_holders(&project, &holders, &judge);
+                }
+                for batch in judged.to_mark.chunks(BATCH) {
+                    out.marked.extend(sql::mark_offline(&db, batch).await?);
+                }
+                for batch in cx.fleet.owed(&project).chunks(BATCH) {
+                    let r = sql::release_jobs_of(&db, batch, attempts.as_ref()).await?;
+                    let paid: Vec<String> = batch
+                        .iter()
+                        .filter(|w| r.remaining.binary_search(w).is_err())
+                        .cloned()
+                        .collect();
+                    cx.fleet.paid(&project, &paid);
+                    out.released.extend(r.released);
+                }
+                Ok::<(), DbError>(())
+            };
+            if let Err(e) = steps.await {
+                if out.marked.is_empty() && out.released.is_empty() {
+                    return Err(e);
+                }
+                out.cut_short = Some(e);
+            }
+            out.still_owed = cx.fleet.owed(&project).len();
+            Ok(out)
         }
     }
 
-    fn on_success(&mut self, (reaped, sent): Self::Outcome, to: &Reporting<'_>) {
-        {
-            let mut foreign = self.foreign.lock().unwrap_or_else(|e| e.into_inner());
-            for done in &sent {
-                foreign.remove(done);
-            }
+    fn on_success(&mut self, out: Reaping, to: &Reporting<'_>) {
+        for skew in &out.skews {
+            report_skew(skew, to);
         }
-        if reaped.dead.is_empty() && reaped.released.is_empty() {
+        if let Some(e) = &out.cut_short {
+            log::warn!(environment = to.project, error = e.to_string().as_str();
+                "Reaping cut short: what was done is kept, the rest is done on the next run");
+        }
+        if out.marked.is_empty() && out.released.is_empty() {
             return;
         }
-        let failed = reaped.released.iter().filter(|j| j.failed).count() as u64;
+        let failed = out.released.iter().filter(|j| j.failed).count() as u64;
         to.state.update(to.project, |p| {
-            p.workers_reaped += reaped.dead.len() as u64;
-            p.jobs_released += reaped.released.len() as u64 - failed;
+            p.workers_reaped += out.marked.len() as u64;
+            p.jobs_released += out.released.len() as u64 - failed;
             p.jobs_failed += failed;
         });
-        let (local, elsewhere): (Vec<_>, Vec<_>) = reaped
-            .released
-            .iter()
-            .cloned()
-            .partition(|j| j.worker.as_ref().is_some_and(|w| reaped.dead.contains(w)));
-        if !reaped.dead.is_empty() {
-            log::warn!(
-                environment = to.project,
-                count = reaped.dead.len(),
-                workers:serde = reaped.dead,
-                releasedJobs:serde = summarize(&local);
-                "💀 Cleaned up dead workers"
-            );
-            let event = Event::new(to.project, "workers_reaped", "💀 Cleaned up dead workers");
-            to.state.event(event.workers(&reaped.dead).jobs(&local));
-            if reaped.dead.len() as u64 >= to.settings.alert_min_resets {
-                let text = format!(
-                    "[{}] 💀 Cleaned up dead workers: {}",
-                    to.project,
-                    reaped.dead.join(", ")
-                );
-                let jobs = serde_json::to_value(summarize(&local)).unwrap_or_default();
-                to.state.alert(
-                    Alert::new(to.project, "workers_reaped", text)
-                        .field("count", reaped.dead.len())
-                        .field("workers", reaped.dead.clone())
-                        .field("releasedJobs", jobs),
-                );
-            }
-            if let Some(news) = self.news.upgrade() {
-                let deaths = reaped
-                    .dead
-                    .iter()
-                    .map(|w| ForeignDeath {
-                        worker: w.clone(),
-                        seen_at: reaped.now.clone(),
-                    })
-                    .collect();
-                news.do_send(WorkersDied {
-                    from: to.project.to_string(),
-                    deaths,
-                });
-            }
+        let (local, elsewhere): (Vec<_>, Vec<_>) = out.released.into_iter().partition(|j| {
+            j.worker
+                .as_ref()
+                .is_some_and(|w| out.marked.binary_search(w).is_ok())
+        });
+        if !out.marked.is_empty() {
+            report_dead(&out.marked, &local, to);
+        } else if !local.is_empty() {
+            log::warn!(environment = to.project, count = local.len(), jobs:serde = summarize(sample(&local));
+                "💀 Released jobs of workers found dead");
         }
         if !elsewhere.is_empty() {
-            let workers: BTreeSet<&str> = elsewhere
+            let message = "💀 Released jobs of workers found dead in another environment";
+            let mut workers: Vec<&str> = elsewhere
                 .iter()
                 .filter_map(|j| j.worker.as_deref())
                 .collect();
+            workers.dedup();
             log::warn!(
                 environment = to.project,
                 count = elsewhere.len(),
-                workers:serde = workers,
-                jobs:serde = summarize(&elsewhere);
-                "💀 Released jobs of workers found dead in another environment"
+                workers:serde = sample(&workers),
+                jobs:serde = summarize(sample(&elsewhere));
+                "{message}"
             );
-            let text = "💀 Released jobs of workers found dead in another environment";
             to.state
-                .event(Event::new(to.project, "jobs_released", text).jobs(&elsewhere));
-            alert_batch(
-                to,
-                "jobs_released",
-                "💀 Released jobs of workers found dead in another environment",
-                &elsewhere,
-            );
+                .event(Event::new(to.project, "jobs_released", message).jobs(sample(&elsewhere)));
+            alert_batch(to, "jobs_released", message, &elsewhere);
         }
     }
+}
+
+/// Logs, records and alerts the workers marked offline and their jobs.
+fn report_dead(dead: &[String], jobs: &[ReleasedJob], to: &Reporting<'_>) {
+    let message = "💀 Cleaned up dead workers";
+    log::warn!(
+        environment = to.project,
+        count = dead.len(),
+        workers:serde = sample(dead),
+        releasedCount = jobs.len(),
+        releasedJobs:serde = summarize(sample(jobs));
+        "{message}"
+    );
+    let event = Event::new(to.project, "workers_reaped", message);
+    to.state
+        .event(event.workers(sample(dead)).jobs(sample(jobs)));
+    if dead.len() as u64 >= to.settings.alert_min_resets {
+        let text = format!("[{}] {message}: {}", to.project, sample(dead).join(", "));
+        let summary = serde_json::to_value(summarize(sample(jobs))).unwrap_or_default();
+        to.state.alert(
+            Alert::new(to.project, "workers_reaped", text)
+                .field("count", dead.len())
+                .field("workers", sample(dead).to_vec())
+                .field("releasedJobs", summary),
+        );
+    }
+}
+
+/// Says, once per worker, that its clock is off.
+fn report_skew(skew: &Skew, to: &Reporting<'_>) {
+    let message = "⚠️  Worker clock skew";
+    let offset = skew.offset.round() as i64;
+    let ahead = if offset > 0 { "ahead of" } else { "behind" };
+    log::warn!(
+        environment = skew.project.as_str(),
+        worker = skew.worker.as_str(),
+        offsetSeconds = offset;
+        "{message}: {} is {}s {ahead} the database; judged by its heartbeats changing, not their values",
+        skew.worker, offset.abs()
+    );
+    to.state.update(&skew.project, |p| p.skewed_workers += 1);
+    let text = format!(
+        "[{}] {message}: {} is {}s {ahead} the database",
+        skew.project,
+        skew.worker,
+        offset.abs()
+    );
+    to.state
+        .event(Event::new(&skew.project, "worker_clock_skew", &text));
+    to.state.alert(
+        Alert::new(&skew.project, "worker_clock_skew", text)
+            .field("worker", skew.worker.clone())
+            .field("offsetSeconds", offset),
+    );
 }

@@ -4,22 +4,31 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use actix::prelude::*;
 use common::TestDb;
 use registre_actors::check::{Check, Reporting, RunContext};
 use registre_actors::features::Features;
+use registre_actors::fleet::Fleet;
 use registre_actors::leader::{self, LeaderElection};
-use registre_actors::sql::{ForeignDeath, HealthCounts};
-use registre_actors::worker_reaper::{ForeignDeaths, WorkerReaper, WorkersDied};
+use registre_actors::sql::HealthCounts;
+use registre_actors::worker_reaper::WorkerReaper;
 use registre_actors::{HealthReporter, MonitorState, Role, Settings, StuckJobResetter};
 
 fn context() -> RunContext {
     RunContext {
         settings: Arc::new(Settings::default()),
         features: Features::new("test"),
+        fleet: fleet(),
     }
+}
+
+/// A fleet that knows the test's one project.
+fn fleet() -> Arc<Fleet> {
+    let fleet = Arc::new(Fleet::default());
+    fleet.add_project("test");
+    fleet
 }
 
 /// The resetter probes the schema, then resets with what it allows: on the
@@ -52,52 +61,77 @@ fn without_the_attempts_column_the_resetter_resets_uncounted() {
     assert_eq!(db.job_status(&stale), 1);
 }
 
-/// Collects the deaths a reaper reports.
-struct News(Arc<Mutex<Vec<WorkersDied>>>);
-
-impl Actor for News {
-    type Context = Context<Self>;
-}
-
-impl Handler<WorkersDied> for News {
-    type Result = ();
-
-    fn handle(&mut self, msg: WorkersDied, _: &mut Self::Context) {
-        self.0.lock().unwrap().push(msg);
-    }
-}
-
-/// The reaper reaps the silent worker, frees the jobs of the deaths it was
-/// given from other projects, and returns both (`on_success` then forgets
-/// the deaths it was given).
+/// The reaper, run after run on one fleet: a worker whose heartbeat keeps
+/// changing lives whatever its clock wrote; a silent one is marked offline
+/// and its jobs come back, including one locked by another session when
+/// the death was found (released by the first run after it is free); a
+/// job whose holder has no row at all comes back too.
 #[test]
-fn the_reaper_reaps_and_frees_the_jobs_of_foreign_deaths() {
+fn the_reaper_frees_every_job_of_the_dead_locked_or_not() {
     let mut db = TestDb::new("ck_reap");
-    db.worker("dead", "busy", "10 minutes");
-    let [held, foreign_job] = db.jobs([
-        (2, Some("dead"), Some("1 second")),
-        (2, Some("w-elsewhere"), Some("10 minutes")),
+    db.workers(&[
+        ("dead", "busy", "10 minutes"),
+        ("slow", "busy", "10 minutes"),
     ]);
-    let seen_at = db.text("SELECT to_json(now())#>>'{}'").unwrap();
-    let death = ForeignDeath {
-        worker: "w-elsewhere".into(),
-        seen_at,
+    let [held, locked, ghost_job, slow_job] = db.jobs([
+        (2, Some("dead"), Some("1 second")),
+        (2, Some("dead"), Some("1 second")),
+        (2, Some("ghost"), Some("1 second")),
+        (2, Some("slow"), Some("10 minutes")),
+    ]);
+    let mut session = db.connect();
+    let mut tx = session.transaction().unwrap();
+    tx.execute(
+        &format!("SELECT 1 FROM extraction_queue WHERE id = '{locked}' FOR UPDATE"),
+        &[],
+    )
+    .unwrap();
+    let settings = Settings {
+        dead_worker_after: Duration::from_millis(300),
+        check_interval: Duration::from_millis(100),
+        ..Settings::default()
     };
-    let foreign = ForeignDeaths::default();
-    foreign.lock().unwrap().insert(death.clone());
-    let cx = context();
-    let (reaped, sent) = db.run(async |db| {
-        let news = News(Arc::default()).start();
-        let mut reaper = WorkerReaper::new(foreign.clone(), news.downgrade().recipient());
-        reaper.run_once(&db, &cx).await.unwrap()
-    });
-    assert_eq!(reaped.dead, ["dead"]);
+    let cx = RunContext {
+        settings: Arc::new(settings),
+        ..context()
+    };
+    let mut reaper = WorkerReaper::new();
+    let mut marked = Vec::new();
+    let mut released = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // "slow" heartbeats before every run, ten minutes behind.
+    let mut beat = 0;
+    while !(marked.contains(&"dead".to_string()) && released.len() >= 2) {
+        assert!(
+            Instant::now() < deadline,
+            "marked {marked:?}, released {released:?}"
+        );
+        beat += 1;
+        db.exec(&format!(
+            "UPDATE worker_status SET last_heartbeat = now() - interval '10 minutes' + interval '{beat} milliseconds' WHERE worker_id = 'slow'"
+        ));
+        let out = db.run(async |db| reaper.run_once(&db, &cx).await.unwrap());
+        marked.extend(out.marked);
+        released.extend(out.released.into_iter().map(|j| j.id));
+    }
+    released.sort();
+    assert_eq!(released, common::sorted(&[&held, &ghost_job]));
     assert_eq!(
-        common::sorted_ids(&reaped.released),
-        common::sorted(&[&held, &foreign_job])
+        cx.fleet.owed("test"),
+        ["dead"],
+        "the locked job is still owed"
     );
-    assert_eq!(sent, [death]);
-    assert_eq!(db.statuses(&[&held, &foreign_job]), [1, 1]);
+    tx.rollback().unwrap();
+    let out = db.run(async |db| reaper.run_once(&db, &cx).await.unwrap());
+    assert_eq!(
+        common::sorted_ids(&out.released),
+        common::sorted(&[&locked])
+    );
+    assert!(cx.fleet.owed("test").is_empty());
+    assert_eq!(
+        db.statuses(&[&held, &locked, &ghost_job, &slow_job]),
+        [1, 1, 1, 2]
+    );
 }
 
 /// The health reporter's run only counts.
@@ -140,6 +174,7 @@ fn one_election_acts_and_the_other_stands_by() {
             let cx = RunContext {
                 settings: settings.clone(),
                 features: Features::new("dev"),
+                fleet: fleet(),
             };
             let outcome = election.run_once(&db, &cx).await.unwrap();
             assert!(outcome.fresh);

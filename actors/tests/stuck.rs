@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::TestDb;
+use registre_actors::fleet::WorkerView;
 use registre_actors::identifier::Identifier;
 use registre_actors::sql::{
     self, AttemptColumns, LiveGrace, OcrRule, PROCESSING, STUCK_RESET_MESSAGE, StuckRules,
@@ -133,11 +134,46 @@ fn a_live_workers_job_gets_the_grace() {
             grace: Duration::from_secs(3600),
             dead_after: Duration::from_secs(120),
         }),
+        workers: WorkerView {
+            alive: vec!["alive".into()],
+            ..WorkerView::default()
+        },
         ..StuckRules::plain(FIVE_MINUTES)
     };
     let resets = db.run(async |db| sql::reset_stuck(&db, &rules).await.unwrap());
     assert_eq!(ids(&resets.jobs), [too_old.as_str(), orphan.as_str()]);
     assert_eq!(db.job_status(&kept), 2);
+}
+
+/// Start times written by skewed clocks are corrected by the offsets the
+/// fleet found: a job of a clock five minutes slow, written eight minutes
+/// ago, is three minutes old (kept); one of a clock five minutes fast,
+/// written in the future, is old enough (reset); a worker whose stale
+/// heartbeat awaits its verdict keeps its job until then.
+#[test]
+fn skewed_clocks_are_corrected_and_unconfirmed_workers_wait() {
+    let mut db = TestDb::new("st_skew");
+    let [slow, fast, waiting, plain] = db.jobs([
+        (2, Some("slow"), Some("8 minutes")),
+        (2, Some("fast"), Some("-1 minute")),
+        (2, Some("stale"), Some("1 hour")),
+        (2, Some("other"), Some("6 minutes")),
+    ]);
+    let rules = StuckRules {
+        workers: WorkerView {
+            offsets: vec![("slow".into(), -300.0), ("fast".into(), 420.0)],
+            unconfirmed: vec!["stale".into()],
+            alive: Vec::new(),
+        },
+        ..StuckRules::plain(FIVE_MINUTES)
+    };
+    let resets = db.run(async |db| sql::reset_stuck(&db, &rules).await.unwrap());
+    let mut reset = ids(&resets.jobs);
+    reset.sort();
+    let mut expected = vec![fast.as_str(), plain.as_str()];
+    expected.sort();
+    assert_eq!(reset, expected);
+    assert_eq!(db.statuses(&[&slow, &waiting]), [2, 2]);
 }
 
 /// OCR jobs stuck in status 6 go back to 3, their OCR worker and start

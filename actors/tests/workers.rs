@@ -7,96 +7,114 @@ use std::time::Duration;
 
 use common::TestDb;
 use registre_actors::identifier::Identifier;
-use registre_actors::sql::{self, AttemptColumns, ForeignDeath, HealthCounts, PROCESSING};
+use registre_actors::sql::{self, AttemptColumns, HealthCounts, PROCESSING};
 
 const TWO_MINUTES: Duration = Duration::from_secs(120);
 
-/// A silent worker goes offline and every processing job it holds comes
-/// back, said why; a live worker and an offline one are untouched, and the
-/// dead one is not reported again.
+/// The read returns the live rows with their heartbeats exactly as
+/// written (null and infinite included) and the database's clock; offline
+/// rows are left out.
 #[test]
-fn a_dead_worker_goes_offline_once_and_its_jobs_come_back() {
-    let mut db = TestDb::new("wk_dead");
+fn the_read_returns_live_rows_and_the_database_clock() {
+    let mut db = TestDb::new("wk_read");
+    db.workers(&[("a", "busy", "1 second"), ("gone", "offline", "1 day")]);
+    db.exec("INSERT INTO worker_status (worker_id, status, last_heartbeat) VALUES ('inf', 'idle', 'infinity')");
+    let read = db.run(async |db| sql::read_workers(&db).await.unwrap());
+    let mut ids: Vec<&str> = read.rows.iter().map(|r| r.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["a", "inf"]);
+    let now: f64 = db
+        .text("SELECT extract(epoch FROM now())::text")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((now - read.now).abs() < 60.0, "{} vs {now}", read.now);
+    let inf = read.rows.iter().find(|r| r.id == "inf").unwrap();
+    assert_eq!(inf.hb.as_deref(), Some("Infinity"));
+}
+
+/// A row is marked offline only if its heartbeat is still the one judged
+/// and no other session holds it; an offline row is never marked again.
+#[test]
+fn marking_offline_is_guarded_by_the_heartbeat_and_skips_locked_rows() {
+    let mut db = TestDb::new("wk_mark");
     db.workers(&[
         ("dead", "busy", "10 minutes"),
-        ("live", "busy", "1 second"),
-        ("gone", "offline", "1 day"),
+        ("beat", "busy", "10 minutes"),
+        ("held", "busy", "10 minutes"),
     ]);
-    let [held_a, held_b, live_job] = db.jobs([
-        (2, Some("dead"), Some("1 second")),
-        (2, Some("dead"), Some("1 second")),
-        (2, Some("live"), Some("1 second")),
-    ]);
-    let (first, second) = db.run(async |db| {
-        let first = sql::reap_dead_workers(&db, TWO_MINUTES, &[], None)
-            .await
-            .unwrap();
-        let second = sql::reap_dead_workers(&db, TWO_MINUTES, &[], None)
-            .await
-            .unwrap();
-        (first, second)
-    });
-    assert_eq!(first.dead, ["dead"]);
-    assert_eq!(
-        common::sorted_ids(&first.released),
-        common::sorted(&[&held_a, &held_b])
-    );
-    assert!(!first.now.is_empty());
-    assert!(
-        second.dead.is_empty() && second.released.is_empty(),
-        "{second:?}"
-    );
-    for id in [&held_a, &held_b] {
-        assert_eq!(db.job_status(id), 1);
-        assert_eq!(db.field(id, "worker_id"), None);
-        assert_eq!(
-            db.field(id, "error_message").as_deref(),
-            Some("Released by health monitor - worker dead is dead")
-        );
-    }
-    assert_eq!(db.job_status(&live_job), 2);
+    let read = db.run(async |db| sql::read_workers(&db).await.unwrap());
+    let judged: Vec<(String, Option<String>)> = read
+        .rows
+        .iter()
+        .map(|r| (r.id.clone(), r.hb.clone()))
+        .collect();
+    // "beat" heartbeats after the read; "held" is locked by a session.
+    db.exec("UPDATE worker_status SET last_heartbeat = now() WHERE worker_id = 'beat'");
+    let mut other = db.connect();
+    let mut tx = other.transaction().unwrap();
+    tx.execute(
+        "SELECT 1 FROM worker_status WHERE worker_id = 'held' FOR UPDATE",
+        &[],
+    )
+    .unwrap();
+    let first = db.run(async |db| sql::mark_offline(&db, &judged).await.unwrap());
+    assert_eq!(first, ["dead"]);
+    tx.rollback().unwrap();
+    let second = db.run(async |db| sql::mark_offline(&db, &judged).await.unwrap());
+    assert_eq!(second, ["held"]);
     let status = |db: &mut TestDb, w: &str| {
         db.text(&format!(
             "SELECT status FROM worker_status WHERE worker_id = '{w}'"
         ))
     };
-    assert_eq!(status(&mut db, "dead").as_deref(), Some("offline"));
-    assert_eq!(status(&mut db, "live").as_deref(), Some("busy"));
+    assert_eq!(status(&mut db, "beat").as_deref(), Some("busy"));
 }
 
-/// A worker found dead in another project has its jobs here freed, but only
-/// those claimed before its death was seen (a new worker may reuse the id).
+/// Every processing job of a dead worker comes back, whatever start time
+/// its worker wrote; a job another session holds is reported as still
+/// held, and released once free.
 #[test]
-fn a_foreign_death_frees_only_jobs_claimed_before_it_was_seen() {
-    let mut db = TestDb::new("wk_foreign");
-    let [before, after, other] = db.jobs([
-        (2, Some("w-x"), Some("10 minutes")),
-        (2, Some("w-x"), Some("1 minute")),
-        (2, Some("w-y"), Some("10 minutes")),
+fn a_dead_workers_jobs_come_back_and_locked_ones_stay_owed() {
+    let mut db = TestDb::new("wk_release");
+    let [old, future, locked, other] = db.jobs([
+        (2, Some("dead"), Some("10 minutes")),
+        (2, Some("dead"), Some("-5 minutes")),
+        (2, Some("dead"), Some("1 minute")),
+        (2, Some("live"), Some("10 minutes")),
     ]);
-    let seen_at = db
-        .text("SELECT to_json(now() - interval '5 minutes')#>>'{}'")
-        .unwrap();
-    let death = ForeignDeath {
-        worker: "w-x".into(),
-        seen_at,
-    };
-    let reaped = db.run(async |db| {
-        sql::reap_dead_workers(&db, TWO_MINUTES, &[death], None)
-            .await
-            .unwrap()
-    });
-    assert!(reaped.dead.is_empty());
-    let released: Vec<&str> = reaped.released.iter().map(|j| j.id.as_str()).collect();
-    assert_eq!(released, [before.as_str()]);
-    assert_eq!(db.statuses(&[&before, &after, &other]), [1, 2, 2]);
+    let mut session = db.connect();
+    let mut tx = session.transaction().unwrap();
+    tx.execute(
+        &format!("SELECT 1 FROM extraction_queue WHERE id = '{locked}' FOR UPDATE"),
+        &[],
+    )
+    .unwrap();
+    let dead = vec!["dead".to_string()];
+    let first = db.run(async |db| sql::release_jobs_of(&db, &dead, None).await.unwrap());
+    assert_eq!(
+        common::sorted_ids(&first.released),
+        common::sorted(&[&old, &future])
+    );
+    assert_eq!(first.remaining, ["dead"]);
+    assert_eq!(
+        db.field(&old, "error_message").as_deref(),
+        Some("Released by health monitor - worker dead is dead")
+    );
+    tx.rollback().unwrap();
+    let second = db.run(async |db| sql::release_jobs_of(&db, &dead, None).await.unwrap());
+    assert_eq!(
+        common::sorted_ids(&second.released),
+        common::sorted(&[&locked])
+    );
+    assert!(second.remaining.is_empty());
+    assert_eq!(db.statuses(&[&old, &future, &locked, &other]), [1, 1, 1, 2]);
 }
 
 /// Counted, a release is an attempt: a job at 2 of 3 ends failed.
 #[test]
 fn a_counted_release_fails_a_job_at_its_limit() {
     let mut db = TestDb::new("wk_counted");
-    db.worker("dead", "busy", "10 minutes");
     let last_try = db.job(2, Some("dead"), Some("1 second"), "acte:1");
     db.exec(&format!(
         "UPDATE extraction_queue SET attemtps = 2 WHERE id = '{last_try}'"
@@ -105,14 +123,27 @@ fn a_counted_release_fails_a_job_at_its_limit() {
         attempts: Identifier::from_static(PROCESSING.attempts),
         max: Some(PROCESSING.max_attempts),
     };
-    let reaped = db.run(async |db| {
-        sql::reap_dead_workers(&db, TWO_MINUTES, &[], Some(&cols))
-            .await
-            .unwrap()
-    });
-    assert_eq!(reaped.released[0].attempts, Some(3));
-    assert!(reaped.released[0].failed);
+    let dead = vec!["dead".to_string()];
+    let released = db.run(async |db| sql::release_jobs_of(&db, &dead, Some(&cols)).await.unwrap());
+    assert_eq!(released.released[0].attempts, Some(3));
+    assert!(released.released[0].failed);
     assert_eq!(db.job_status(&last_try), 4);
+}
+
+/// The holders of processing jobs without a live row here: offline, or
+/// never registered in this project.
+#[test]
+fn holders_without_a_live_row_are_found() {
+    let mut db = TestDb::new("wk_holders");
+    db.workers(&[("live", "busy", "1 second"), ("off", "offline", "1 second")]);
+    db.jobs([
+        (2, Some("live"), Some("1 second")),
+        (2, Some("off"), Some("1 second")),
+        (2, Some("ghost"), Some("1 second")),
+        (1, Some("pending-ghost"), None),
+    ]);
+    let holders = db.run(async |db| sql::holders_without_live_row(&db).await.unwrap());
+    assert_eq!(holders, ["ghost", "off"]);
 }
 
 /// Active workers are those not offline with a recent heartbeat; jobs are

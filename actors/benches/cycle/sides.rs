@@ -45,14 +45,12 @@ pub fn monitor_side() -> Side {
                 set.clone(),
                 sql::reset_stuck_sql(&allowed.stuck_rules(&settings)),
             ),
+            // A steady run of the reaper reads the live worker rows; it
+            // writes only when the fleet finds someone dead.
             (
-                "reap_dead_workers".into(),
+                "read_workers".into(),
                 set.clone(),
-                sql::reap_dead_workers_sql(
-                    Settings::DEAD_WORKER_AFTER_DEFAULT,
-                    &[],
-                    allowed.attempts.as_ref(),
-                ),
+                sql::workers::read_workers_sql(),
             ),
             (
                 "health_counts".into(),

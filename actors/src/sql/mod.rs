@@ -9,24 +9,23 @@
 //! names as quoted [`Identifier`](crate::identifier::Identifier)s.
 //!
 //! Parts: [`stage`] (the two stages a job can be stuck in, their columns,
-//! and how a job is put back), [`stuck`] (stuck jobs), [`dead_workers`],
+//! and how a job is put back), [`stuck`] (stuck jobs), [`workers`] (the dead-worker rule),
 //! [`mod@leadership`] (the election's lock), [`health`] (the counts),
 //! [`columns`] (the schema probes), [`mod@diagnose`] (the operator's snapshot).
 
 pub mod columns;
-pub mod dead_workers;
 pub mod diagnose;
 pub mod health;
 pub mod leadership;
 pub mod stage;
 pub mod stuck;
+pub mod workers;
 
 use std::time::Duration;
 
 pub use columns::{
     ColumnType, Columns, OPTIONAL_COLUMNS, probe_columns, probe_columns_sql, schema_columns,
 };
-pub use dead_workers::{ForeignDeath, Reaped, reap_dead_workers, reap_dead_workers_sql};
 pub use diagnose::{Diagnosis, StatusCount, WorkerRow, diagnose};
 pub use health::{HealthCounts, health_counts, health_counts_sql};
 pub use leadership::{LEADER_LOCK, Leadership, leadership, leadership_sql};
@@ -37,6 +36,10 @@ pub use stage::{
 pub use stuck::{
     LiveGrace, OcrRule, StuckResets, StuckRules, find_stuck_jobs, reset_stuck, reset_stuck_jobs,
     reset_stuck_sql,
+};
+pub use workers::{
+    BATCH, ForeignDeath, Released, holders_without_live_row, mark_offline, read_workers,
+    release_jobs_of,
 };
 
 /// A duration as an SQL interval literal, in whole milliseconds.

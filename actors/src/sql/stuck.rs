@@ -7,8 +7,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::stage::{AttemptColumns, OCR, PROCESSING, ReleasedJob, Stage, released_json};
+use super::workers::text_array;
 use super::{interval, literal};
 use crate::database::{Database, DbError};
+use crate::fleet::WorkerView;
 
 /// Extra time for a job whose worker is alive and working on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +29,7 @@ pub struct OcrRule {
 }
 
 /// What [`reset_stuck`] does, as decided per project.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StuckRules {
     pub stuck_after: Duration,
     /// `None`: no grace, the plain condition.
@@ -36,6 +38,10 @@ pub struct StuckRules {
     pub attempts: Option<AttemptColumns>,
     /// `None`: no OCR rule (columns missing).
     pub ocr: Option<OcrRule>,
+    /// What the fleet knows of the workers: clock offsets to correct
+    /// written start times by, workers whose jobs wait for a verdict, and
+    /// who is alive (for the grace). Empty: written times as they are.
+    pub workers: WorkerView,
 }
 
 impl StuckRules {
@@ -46,6 +52,7 @@ impl StuckRules {
             live_grace: None,
             attempts: None,
             ocr: None,
+            workers: WorkerView::default(),
         }
     }
 }
@@ -66,6 +73,8 @@ struct Part<'a> {
     /// Extra condition (the live-worker grace), after `AND`.
     extra: String,
     after: Duration,
+    /// How far past the threshold the range reaches (clocks ahead).
+    reach: Duration,
     attempts: Option<&'a AttemptColumns>,
 }
 
@@ -77,7 +86,16 @@ impl Part<'_> {
     }
 
     fn condition(&self) -> String {
-        format!("({}{})", self.stage.stuck(self.after), self.extra)
+        let range = if self.reach.is_zero() {
+            self.stage.stuck(self.after)
+        } else {
+            format!(
+                "{} + {}",
+                self.stage.stuck(self.after),
+                interval(self.reach)
+            )
+        };
+        format!("({range}{})", self.extra)
     }
 
     /// Its two intermediate results: `<key>_stuck` and `<key>_reset`.
@@ -111,32 +129,78 @@ impl Part<'_> {
     }
 }
 
-/// The live-worker grace: a job whose worker is alive and reports it as its
-/// `current_job_id` is stuck only after the threshold plus the grace.
-fn grace_condition(stuck_after: Duration, g: LiveGrace) -> String {
+/// The live-worker grace: a job whose worker is alive (as the fleet saw
+/// it) and reports it as its `current_job_id` is stuck only after the
+/// threshold plus the grace.
+fn grace_condition(stuck_after: Duration, g: LiveGrace, alive: &[String]) -> String {
+    if alive.is_empty() {
+        return String::new();
+    }
     format!(
         "
               AND NOT ({since} >= now() - {total}
+                       AND worker_id = ANY ({alive})
                        AND EXISTS (SELECT 1 FROM worker_status w
                                    WHERE w.worker_id = extraction_queue.worker_id
                                      AND w.current_job_id = extraction_queue.id
-                                     AND w.status IS DISTINCT FROM 'offline'
-                                     AND w.last_heartbeat >= now() - {alive}))",
+                                     AND w.status IS DISTINCT FROM 'offline'))",
         since = PROCESSING.since(""),
         total = interval(stuck_after + g.grace),
-        alive = interval(g.dead_after),
+        alive = text_array(alive),
     )
+}
+
+/// What the fleet knows, as conditions on a processing job: its written
+/// start corrected by its worker's clock offset, and no job of a worker
+/// whose verdict is pending.
+fn worker_conditions(stuck_after: Duration, view: &WorkerView) -> String {
+    let mut out = String::new();
+    if !view.offsets.is_empty() {
+        let cases: Vec<String> = view
+            .offsets
+            .iter()
+            .map(|(w, o)| format!("WHEN {} THEN {}", literal(w), (o * 1000.0).round() as i64))
+            .collect();
+        out.push_str(&format!(
+            "
+              AND {since} - interval '1 millisecond' * (CASE worker_id {cases} ELSE 0 END) < now() - {after}",
+            since = PROCESSING.since(""),
+            cases = cases.join(" "),
+            after = interval(stuck_after),
+        ));
+    }
+    if !view.unconfirmed.is_empty() {
+        out.push_str(&format!(
+            "
+              AND (worker_id IS NULL OR worker_id <> ALL ({}))",
+            text_array(&view.unconfirmed)
+        ));
+    }
+    out
+}
+
+/// How far the index range must reach for the jobs of workers whose
+/// clocks are ahead.
+fn widest_offset(view: &WorkerView) -> Duration {
+    let ahead = view.offsets.iter().map(|(_, o)| *o).fold(0.0, f64::max);
+    Duration::from_secs_f64(ahead.clamp(0.0, 86_400.0))
 }
 
 /// The text of [`reset_stuck`].
 pub fn reset_stuck_sql(rules: &StuckRules) -> String {
+    let view = &rules.workers;
+    let mut extra = rules
+        .live_grace
+        .map(|g| grace_condition(rules.stuck_after, g, &view.alive))
+        .unwrap_or_default();
+    extra.push_str(&worker_conditions(rules.stuck_after, view));
     let mut parts = vec![Part {
         stage: PROCESSING,
-        extra: rules
-            .live_grace
-            .map(|g| grace_condition(rules.stuck_after, g))
-            .unwrap_or_default(),
+        extra,
+        // Ahead clocks write later start times: the range reaches them,
+        // and the corrected condition decides.
         after: rules.stuck_after,
+        reach: widest_offset(view),
         attempts: rules.attempts.as_ref(),
     }];
     if let Some(ocr) = &rules.ocr {
@@ -144,6 +208,7 @@ pub fn reset_stuck_sql(rules: &StuckRules) -> String {
             stage: OCR,
             extra: String::new(),
             after: ocr.stuck_after,
+            reach: Duration::ZERO,
             attempts: ocr.attempts.as_ref(),
         });
     }
@@ -248,9 +313,16 @@ mod tests {
                 stuck_after: Duration::from_secs(600),
                 attempts: None,
             }),
+            workers: WorkerView {
+                offsets: vec![("ahead".into(), 300.0)],
+                unconfirmed: vec!["stale".into()],
+                alive: vec!["w1".into()],
+            },
             ..StuckRules::plain(Duration::from_secs(180))
         };
         let sql = reset_stuck_sql(&full);
+        assert!(sql.contains("WHEN E'ahead' THEN 300000"), "{sql}");
+        assert!(sql.contains("<> ALL (ARRAY[E'stale']::text[])"), "{sql}");
         assert!(sql.contains("interval '240000 milliseconds'"), "{sql}");
         assert!(sql.contains("coalesce(q.max_attempts, 3)"), "{sql}");
         assert!(sql.contains("status_id = 3, ocr_error"), "{sql}");

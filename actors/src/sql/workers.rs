@@ -1,0 +1,174 @@
+//! The dead-worker rule's statements (the `WorkerReaper`): read the live
+//! worker rows, mark the dead ones offline, free the jobs dead workers
+//! hold, and find the holders of jobs that have no live row.
+//!
+//! Liveness itself is judged by the [`Fleet`](crate::fleet::Fleet) from
+//! successive reads, not by comparing a worker-written heartbeat with the
+//! database's clock; every write here is guarded so that it changes only
+//! what is still as judged, skips rows another session holds (they are
+//! retried on the next run, never waited for), and handles a bounded batch.
+
+use serde::Deserialize;
+
+use super::literal;
+use super::stage::{AttemptColumns, PROCESSING, ReleasedJob, released_json};
+use crate::database::{Database, DbError};
+use crate::fleet::WorkerRead;
+
+/// Most workers (or jobs) one statement handles: each finishes well within
+/// a statement timeout, and an incident of any size progresses by batches.
+pub const BATCH: usize = 1000;
+
+/// A worker found dead by someone else (an operator's action), as passed
+/// on to every project.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ForeignDeath {
+    pub worker: String,
+    /// The database's `now()` when it was found dead (RFC 3339).
+    pub seen_at: String,
+}
+
+/// Most holders one sweep returns.
+pub const MAX_HOLDERS: usize = 10_000;
+
+/// The text of [`read_workers`].
+pub fn read_workers_sql() -> String {
+    "SELECT json_build_object(
+        'now', extract(epoch FROM now()),
+        'rows', coalesce((
+            SELECT json_agg(json_build_object(
+                'id', worker_id, 'hb', extract(epoch FROM last_heartbeat)::text))
+            FROM worker_status
+            WHERE status IS DISTINCT FROM 'offline' AND worker_id IS NOT NULL), '[]'))"
+        .to_string()
+}
+
+/// Every worker row not `offline`, with its heartbeat as written, and the
+/// database's `now()`.
+pub async fn read_workers(db: &Database) -> Result<WorkerRead, DbError> {
+    db.query_json(&read_workers_sql()).await
+}
+
+/// The text of [`mark_offline`].
+pub fn mark_offline_sql(judged: &[(String, Option<String>)]) -> String {
+    let rows: Vec<String> = judged
+        .iter()
+        .map(|(id, hb)| {
+            let hb = hb.as_deref().map_or("NULL".to_string(), literal);
+            format!("({}, {hb}::text)", literal(id))
+        })
+        .collect();
+    format!(
+        "WITH judged (worker_id, hb) AS (
+            VALUES {rows}
+        ), free AS (
+            SELECT w.worker_id FROM worker_status w JOIN judged j ON j.worker_id = w.worker_id
+            WHERE w.status IS DISTINCT FROM 'offline'
+              AND extract(epoch FROM w.last_heartbeat)::text IS NOT DISTINCT FROM j.hb
+            FOR UPDATE OF w SKIP LOCKED
+        ), marked AS (
+            UPDATE worker_status w SET status = 'offline', current_job_id = NULL
+            FROM free f WHERE w.worker_id = f.worker_id
+            RETURNING w.worker_id
+        )
+        SELECT coalesce(json_agg(worker_id ORDER BY worker_id), '[]') FROM marked",
+        rows = rows.join(", "),
+    )
+}
+
+/// Marks `offline` the rows of workers judged dead (at most [`BATCH`]),
+/// each only if its heartbeat is still the one it was judged on and no
+/// other session holds it. Returns the workers marked.
+pub async fn mark_offline(
+    db: &Database,
+    judged: &[(String, Option<String>)],
+) -> Result<Vec<String>, DbError> {
+    if judged.is_empty() {
+        return Ok(Vec::new());
+    }
+    db.query_json(&mark_offline_sql(judged)).await
+}
+
+/// Outcome of [`release_jobs_of`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Released {
+    /// Jobs put back (or failed, out of attempts).
+    pub released: Vec<ReleasedJob>,
+    /// Workers of the batch still holding processing jobs (locked by
+    /// another session, or beyond this statement's batch).
+    pub remaining: Vec<String>,
+}
+
+/// `ids` as an SQL `text[]` literal.
+pub(crate) fn text_array(ids: &[String]) -> String {
+    let items: Vec<String> = ids.iter().map(|id| literal(id)).collect();
+    format!("ARRAY[{}]::text[]", items.join(", "))
+}
+
+/// The text of [`release_jobs_of`].
+pub fn release_jobs_of_sql(workers: &[String], attempts: Option<&AttemptColumns>) -> String {
+    let message = "'Released by health monitor - worker ' || held.worker_id || ' is dead'";
+    let (set, returning) = PROCESSING.put_back(attempts, message);
+    format!(
+        "WITH held AS (
+            SELECT q.id, q.worker_id, {seconds} AS seconds
+            FROM extraction_queue q
+            WHERE q.status_id = {status} AND q.worker_id = ANY ({ids})
+            ORDER BY q.id
+            LIMIT {BATCH}
+            FOR UPDATE SKIP LOCKED
+        ), released AS (
+            UPDATE extraction_queue q
+            SET {set}, worker_id = NULL, processing_started_at = NULL, updated_at = now()
+            FROM held
+            WHERE q.id = held.id
+            RETURNING q.id, held.worker_id AS worker, q.document_source, q.document_number, held.seconds{returning}
+        ), holding AS (
+            SELECT q.worker_id, count(*) AS n
+            FROM extraction_queue q
+            WHERE q.status_id = {status} AND q.worker_id = ANY ({ids})
+            GROUP BY q.worker_id
+        )
+        SELECT json_build_object(
+            'released', (SELECT coalesce(json_agg({released} ORDER BY worker, id), '[]') FROM released),
+            'remaining', (SELECT coalesce(json_agg(h.worker_id ORDER BY h.worker_id), '[]') FROM holding h
+                          WHERE h.n > (SELECT count(*) FROM released r WHERE r.worker = h.worker_id)))",
+        ids = text_array(workers),
+        seconds = PROCESSING.seconds("q."),
+        status = PROCESSING.status,
+        released = released_json(attempts.is_some()),
+    )
+}
+
+/// Puts back in the queue (or fails, out of attempts) the processing jobs
+/// of these dead workers (at most [`BATCH`] workers and jobs), skipping
+/// jobs another session holds; says which workers still hold some.
+pub async fn release_jobs_of(
+    db: &Database,
+    workers: &[String],
+    attempts: Option<&AttemptColumns>,
+) -> Result<Released, DbError> {
+    if workers.is_empty() {
+        return Ok(Released::default());
+    }
+    db.query_json(&release_jobs_of_sql(workers, attempts)).await
+}
+
+/// The text of [`holders_without_live_row`].
+pub fn holders_without_live_row_sql() -> String {
+    format!(
+        "SELECT coalesce(json_agg(worker_id ORDER BY worker_id), '[]') FROM (
+            SELECT DISTINCT q.worker_id FROM extraction_queue q
+            WHERE q.status_id = {status} AND q.worker_id IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM worker_status w
+                              WHERE w.worker_id = q.worker_id AND w.status IS DISTINCT FROM 'offline')
+            LIMIT {MAX_HOLDERS}) holders",
+        status = PROCESSING.status,
+    )
+}
+
+/// The workers holding processing jobs here without a live row here
+/// (offline, or never registered in this project), at most [`MAX_HOLDERS`].
+pub async fn holders_without_live_row(db: &Database) -> Result<Vec<String>, DbError> {
+    db.query_json(&holders_without_live_row_sql()).await
+}
