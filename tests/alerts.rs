@@ -8,6 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::heartbeat::Heartbeat;
 use common::proxy::Proxy;
 use common::{Monitor, TestDb, eventually, fast};
 use serde_json::Value;
@@ -152,7 +153,14 @@ fn alerts_reach_the_webhook_once_per_kind_and_clear() {
     db.job(2, Some("worker-hung"), Some("10 minutes"), "acte:2");
     db.job(2, Some("worker-hung"), Some("10 minutes"), "acte:3");
     db.worker("worker-dead", "busy", "10 minutes");
-    let vars = alerting(&receiver, &db, &[("MONITOR_ALERT_MIN_RESETS", "2")]);
+    let vars = alerting(
+        &receiver,
+        &db,
+        &[
+            ("MONITOR_ALERT_MIN_RESETS", "2"),
+            ("MONITOR_DEAD_WORKER_AFTER", "3s"),
+        ],
+    );
     let monitor = Monitor::start(&vars);
 
     // Until the first reset, processing jobs with no worker may make a
@@ -189,6 +197,7 @@ fn alerts_reach_the_webhook_once_per_kind_and_clear() {
 
     // A live worker: the anomaly ends.
     db.worker("worker-live", "idle", "0 seconds");
+    let _live = Heartbeat::start(&db.url, "worker-live", "0 seconds");
     eventually("the anomaly's end alerted", WAIT, || {
         !no_workers(&receiver, "anomaly_cleared").is_empty()
     });
@@ -202,6 +211,8 @@ fn alerts_reach_the_webhook_once_per_kind_and_clear() {
     );
     assert_eq!(receiver.of_kind("jobs_reset").len(), 1, "repeat limit");
     // One dead worker, below the minimum of 2: logged, not alerted.
+    monitor.wait_for(1, "💀 Cleaned up dead workers", None, WAIT);
+    cycles(&monitor, "dev", 3);
     assert_eq!(monitor.find("💀 Cleaned up dead workers", None).len(), 1);
     assert!(receiver.of_kind("workers_reaped").is_empty());
     no_secret(&monitor);

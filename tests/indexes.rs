@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::heartbeat::Heartbeat;
 use common::{Monitor, TestDb, fast};
 use registre_actors::indexes;
 
@@ -32,7 +33,8 @@ fn with_the_recommended_indexes_the_checks_heal_the_same() {
     let mut home = indexed("idxhome");
     let mut other = indexed("idxother");
     home.worker("worker-dead", "busy", "10 minutes");
-    home.worker("worker-live", "busy", "-1 day");
+    home.worker("worker-live", "busy", "0 seconds");
+    let _live = Heartbeat::start(&home.url, "worker-live", "0 seconds");
     let stale = home.job(2, Some("worker-live"), Some("10 minutes"), "acte:1");
     let fresh = home.job(2, Some("worker-live"), Some("1 second"), "acte:2");
     let held = home.job(2, Some("worker-dead"), Some("1 second"), "index:3");
@@ -41,7 +43,10 @@ fn with_the_recommended_indexes_the_checks_heal_the_same() {
     let held_elsewhere = other.job(2, Some("worker-dead"), Some("1 second"), "acte:6");
     let not_dead = other.job(2, Some("worker-live"), Some("1 second"), "acte:7");
 
-    let mut vars = fast(&[("MONITOR_STUCK_JOB_AFTER", "5m")]);
+    let mut vars = fast(&[
+        ("MONITOR_STUCK_JOB_AFTER", "5m"),
+        ("MONITOR_DEAD_WORKER_AFTER", "2s"),
+    ]);
     for (name, db) in [("home", &home), ("other", &other)] {
         vars.push((
             format!("{}_SUPABASE_DB_URL", name.to_uppercase()),

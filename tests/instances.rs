@@ -34,6 +34,7 @@ fn vars(dbs: &[(&str, &TestDb)], extra: &[(&str, &str)]) -> Vec<(String, String)
         ("MONITOR_CHECK_INTERVAL", "1s"),
         ("MONITOR_STUCK_JOB_AFTER", "1s"),
         ("MONITOR_HEALTH_LOG_EVERY", "1s"),
+        ("MONITOR_DEAD_WORKER_AFTER", "2s"),
     ]);
     for (k, v) in extra {
         vars.push((k.to_string(), v.to_string()));
@@ -47,8 +48,8 @@ fn vars(dbs: &[(&str, &TestDb)], extra: &[(&str, &str)]) -> Vec<(String, String)
     vars
 }
 
-/// How many times each job id and each dead worker was reported, across
-/// every monitor, for `env`.
+/// How many times each job id (reset, or released with its dead worker)
+/// and each dead worker was reported, across every monitor, for `env`.
 fn reports(monitors: &[&Monitor], env: &str) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
     let (mut jobs, mut workers) = (BTreeMap::new(), BTreeMap::new());
     for m in monitors {
@@ -62,6 +63,12 @@ fn reports(monitors: &[&Monitor], env: &str) -> (BTreeMap<String, usize>, BTreeM
         for line in m.find("💀 Cleaned up dead workers", Some(env)) {
             for w in line["workers"].as_array().unwrap() {
                 *workers.entry(w.as_str().unwrap().to_string()).or_default() += 1;
+            }
+            // A dead worker's jobs come back with it, not as stuck jobs.
+            for j in line["releasedJobs"].as_array().unwrap() {
+                *jobs
+                    .entry(j["id"].as_str().unwrap().to_string())
+                    .or_default() += 1;
             }
         }
     }

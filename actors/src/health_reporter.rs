@@ -19,6 +19,7 @@ use crate::events::Event;
 use crate::kind::ChildKind;
 use crate::role::Role;
 use crate::sql::{self, HealthCounts};
+use crate::worker_reaper::judge;
 
 /// The check; remembers when it last logged what.
 #[derive(Debug, Default)]
@@ -36,8 +37,16 @@ impl Check for HealthReporter {
     type Outcome = HealthCounts;
 
     fn run_once(&mut self, db: &Database, cx: &RunContext) -> impl Running<Self::Outcome> {
-        let (db, dead_after) = (db.clone(), cx.settings.dead_worker_after);
-        async move { sql::health_counts(&db, dead_after).await }
+        let (db, cx) = (db.clone(), cx.clone());
+        async move {
+            let mut counts = sql::health_counts(&db, cx.settings.dead_worker_after).await?;
+            // Once the fleet has read this project, live workers are those
+            // it saw heartbeat, whatever their clocks wrote.
+            if let Some(alive) = cx.fleet.alive_in(db.project(), &judge(&cx)) {
+                counts.active_workers = alive;
+            }
+            Ok(counts)
+        }
     }
 
     fn on_success(&mut self, counts: HealthCounts, to: &Reporting<'_>) {

@@ -40,6 +40,9 @@ pub struct WorkersDied {
 /// What one run did.
 #[derive(Debug, Default)]
 pub struct Reaping {
+    /// Rows judged dead here still to mark (beyond this run's batches, or
+    /// locked).
+    pub still_to_mark: usize,
     /// Workers whose rows here were marked offline, sorted.
     pub marked: Vec<String>,
     /// Jobs put back in the queue (or failed).
@@ -53,10 +56,30 @@ pub struct Reaping {
     pub cut_short: Option<DbError>,
 }
 
+/// Most batches of each kind (marks, releases) one run sends: a run stays
+/// short whatever the incident, and the next one goes on.
+pub const MAX_BATCHES: usize = 10;
+
 /// The check.
 #[derive(Debug, Default)]
 pub struct WorkerReaper {
     last_sweep: Option<Instant>,
+    /// The last dead worker whose jobs a run tried to free: the next run
+    /// starts after it, so that jobs locked for long never hold up others.
+    cursor: Option<String>,
+}
+
+/// The dead workers a run frees jobs of: at most [`MAX_BATCHES`] batches,
+/// starting after `cursor` and wrapping around.
+fn owed_in_turn(owed: Vec<String>, cursor: Option<&str>) -> Vec<String> {
+    let split = cursor.map_or(0, |c| owed.partition_point(|w| w.as_str() <= c));
+    let (before, after) = owed.split_at(split);
+    after
+        .iter()
+        .chain(before)
+        .take(MAX_BATCHES * BATCH)
+        .cloned()
+        .collect()
 }
 
 impl WorkerReaper {
@@ -86,6 +109,8 @@ impl Check for WorkerReaper {
         if sweep {
             self.last_sweep = Some(Instant::now());
         }
+        let owed = owed_in_turn(cx.fleet.owed(db.project()), self.cursor.as_deref());
+        self.cursor = owed.last().cloned();
         async move {
             let attempts = cx.features.get(&db, &cx.settings).await?.attempts;
             let (project, judge) = (db.project().to_string(), judge(&cx));
@@ -102,10 +127,11 @@ impl Check for WorkerReaper {
                     let holders: Vec<String> = sql::holders_without_live_row(&db).await?;
                     cx.fleet.judge_holders(&project, &holders, &judge);
                 }
-                for batch in judged.to_mark.chunks(BATCH) {
+                for batch in judged.to_mark.chunks(BATCH).take(MAX_BATCHES) {
                     out.marked.extend(sql::mark_offline(&db, batch).await?);
                 }
-                for batch in cx.fleet.owed(&project).chunks(BATCH) {
+                // Deaths announced during this run wait for the next one.
+                for batch in owed.chunks(BATCH) {
                     let r = sql::release_jobs_of(&db, batch, attempts.as_ref()).await?;
                     let paid: Vec<String> = batch
                         .iter()
@@ -124,6 +150,7 @@ impl Check for WorkerReaper {
                 out.cut_short = Some(e);
             }
             out.still_owed = cx.fleet.owed(&project).len();
+            out.still_to_mark = judged.to_mark.len().saturating_sub(out.marked.len());
             Ok(out)
         }
     }
@@ -152,9 +179,6 @@ impl Check for WorkerReaper {
         });
         if !out.marked.is_empty() {
             report_dead(&out.marked, &local, to);
-        } else if !local.is_empty() {
-            log::warn!(environment = to.project, count = local.len(), jobs:serde = summarize(sample(&local));
-                "💀 Released jobs of workers found dead");
         }
         if !elsewhere.is_empty() {
             let message = "💀 Released jobs of workers found dead in another environment";
@@ -229,4 +253,21 @@ fn report_skew(skew: &Skew, to: &Reporting<'_>) {
             .field("worker", skew.worker.clone())
             .field("offsetSeconds", offset),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debts_are_taken_in_turn() {
+        let owed: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(owed_in_turn(owed.clone(), None), ["a", "b", "c"]);
+        assert_eq!(owed_in_turn(owed.clone(), Some("a")), ["b", "c", "a"]);
+        assert_eq!(owed_in_turn(owed.clone(), Some("c")), ["a", "b", "c"]);
+        let many: Vec<String> = (0..MAX_BATCHES * BATCH + 5)
+            .map(|i| format!("w{i:06}"))
+            .collect();
+        assert_eq!(owed_in_turn(many, None).len(), MAX_BATCHES * BATCH);
+    }
 }

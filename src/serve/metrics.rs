@@ -15,7 +15,8 @@
 //! - `project_reachable` (1 or 0), `project_healthy` (1 or 0: ready, as
 //!   `/readyz` says), `anomaly_active{anomaly}`;
 //! - `actor_restarts_total{actor}`;
-//! - `jobs_failed_out_of_attempts_total`, `ocr_jobs_reset_total`, `acting`
+//! - `jobs_failed_out_of_attempts_total`, `ocr_jobs_reset_total`,
+//!   `skewed_workers_total`, `acting`
 //!   (1 or 0); and, with a webhook, `alerts_sent_total`, `alerts_failed_total`,
 //!   `alerts_dropped_total`, `alerts_suppressed_total` (no labels);
 //! - `last_success_timestamp_seconds{check}` (Unix time of the last
@@ -156,6 +157,11 @@ impl Collector for StateCollector {
                 "ocr_jobs_reset",
                 "OCR jobs stuck in processing put back to ready for OCR",
                 |p| p.ocr_jobs_reset,
+            ),
+            (
+                "skewed_workers",
+                "Workers found with a clock off by more than 30 s (each once)",
+                |p| p.skewed_workers,
             ),
         ] {
             family(

@@ -35,6 +35,11 @@ pub const SKEW_TOLERANCE: f64 = 30.0;
 /// At most this many skewed workers are corrected for (the most skewed).
 pub const MAX_CORRECTED: usize = 100;
 
+/// At most this many workers are named to the stuck rule as waiting for
+/// their verdict, or as alive for the grace: beyond, the statement would
+/// grow with the fleet (a mass death); the rest are judged as written.
+pub const MAX_NAMED: usize = 1000;
+
 /// One worker row as read ([`crate::sql::read_workers`]).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct WorkerRow {
@@ -150,16 +155,11 @@ impl Fleet {
                 None => {
                     let s = Sighting::new(row.hb.clone(), now, read.now);
                     worker.sightings.insert(project.to_string(), s);
-                    // A heartbeat ahead of the database is skew at once.
+                    // A heartbeat ahead of the database is skew at once; an
+                    // old one may just be a dead worker's.
                     if let Some(h) = sighting::seconds(row.hb.as_deref()) {
-                        note_offset(
-                            worker,
-                            project,
-                            &row.id,
-                            h - read.now,
-                            h - read.now,
-                            &mut inner.skews,
-                        );
+                        let (low, high) = (h - read.now, f64::INFINITY);
+                        note_offset(worker, project, &row.id, low, high, &mut inner.skews);
                     }
                 }
                 Some(s) => {
@@ -340,8 +340,31 @@ impl Fleet {
             .sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
         view.offsets.truncate(MAX_CORRECTED);
         view.alive.sort();
+        view.alive.truncate(MAX_NAMED);
         view.unconfirmed.sort();
+        view.unconfirmed.truncate(MAX_NAMED);
         view
+    }
+
+    /// How many of `project`'s rows belong to workers alive now, or
+    /// `None` before its first read.
+    pub fn alive_in(&self, project: &str, judge: &Judge) -> Option<u64> {
+        let now = Instant::now();
+        let inner = self.lock();
+        if !inner.read.contains(project) {
+            return None;
+        }
+        let alive = inner
+            .workers
+            .values()
+            .filter(|w| w.sightings.contains_key(project))
+            .filter(|w| {
+                sighting::fold(w.sightings.values().map(|s| s.verdict(judge, now)))
+                    == Verdict::Alive
+                    && !w.sightings.values().all(|s| s.unconfirmed(judge))
+            })
+            .count();
+        Some(alive as u64)
     }
 
     /// How many workers are tracked (for tests and memory checks).
