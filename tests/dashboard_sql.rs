@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::TestDb;
 use registre_actors::identifier::Identifier;
-use registre_actors::sql_dashboard::{self, Judging, LiveRead};
+use registre_actors::sql::dashboard::{self, Judging, LiveRead};
 use registre_actors::{Database, Project};
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -35,7 +35,7 @@ const JUDGING: Judging = Judging {
 
 fn read(db: &TestDb) -> LiveRead {
     let database = database(db);
-    block_on(async move { sql_dashboard::live_read(&database, &JUDGING).await }).unwrap()
+    block_on(async move { dashboard::live_read(&database, &JUDGING).await }).unwrap()
 }
 
 /// A failed job with `message`, failed `ago` ago; returns its id.
@@ -143,7 +143,7 @@ fn retrying_a_job_changes_it_only_as_seen() {
     db.exec(&format!(
         "UPDATE extraction_queue SET updated_at = now() WHERE id = '{id}'"
     ));
-    let changed = block_on(sql_dashboard::retry_failed_job(
+    let changed = block_on(dashboard::retry_failed_job(
         &database,
         &id,
         &seen,
@@ -154,7 +154,7 @@ fn retrying_a_job_changes_it_only_as_seen() {
     assert_eq!(db.job_status(&id), 4);
 
     let seen = updated_at(&mut db, &id);
-    let changed = block_on(sql_dashboard::retry_failed_job(
+    let changed = block_on(dashboard::retry_failed_job(
         &database,
         &id,
         &seen,
@@ -177,7 +177,7 @@ fn retrying_a_job_changes_it_only_as_seen() {
         .unwrap();
     assert_eq!(message, "Retried from the dashboard; last error: boom");
     // The same click again: the job is no longer failed.
-    let again = block_on(sql_dashboard::retry_failed_job(&database, &id, &seen, None)).unwrap();
+    let again = block_on(dashboard::retry_failed_job(&database, &id, &seen, None)).unwrap();
     assert_eq!(again.count, 0);
 }
 
@@ -207,7 +207,7 @@ fn retrying_a_group_changes_exactly_the_jobs_seen() {
     let later = failed(&mut db, Some("timeout"), "0 seconds", "acte:5");
 
     let database = database(&db);
-    let changed = block_on(sql_dashboard::retry_failed_group(
+    let changed = block_on(dashboard::retry_failed_group(
         &database,
         &group.key,
         &group.last_seen,
@@ -246,7 +246,7 @@ fn resetting_a_job_needs_the_same_worker_and_start() {
         ))
         .unwrap();
     let database = database(&db);
-    let wrong_worker = block_on(sql_dashboard::reset_processing_job(
+    let wrong_worker = block_on(dashboard::reset_processing_job(
         &database,
         &id,
         Some("w-2"),
@@ -254,7 +254,7 @@ fn resetting_a_job_needs_the_same_worker_and_start() {
     ))
     .unwrap();
     assert_eq!(wrong_worker.count, 0);
-    let wrong_start = block_on(sql_dashboard::reset_processing_job(
+    let wrong_start = block_on(dashboard::reset_processing_job(
         &database,
         &id,
         Some("w-1"),
@@ -264,7 +264,7 @@ fn resetting_a_job_needs_the_same_worker_and_start() {
     assert_eq!(wrong_start.count, 0);
     assert_eq!(db.job_status(&id), 2);
 
-    let changed = block_on(sql_dashboard::reset_processing_job(
+    let changed = block_on(dashboard::reset_processing_job(
         &database,
         &id,
         Some("w-1"),
@@ -307,7 +307,7 @@ fn marking_a_worker_offline_needs_the_heartbeat_seen() {
     db.exec("UPDATE worker_status SET last_heartbeat = now() WHERE worker_id = 'w-2'");
 
     let database = database(&db);
-    let alive = block_on(sql_dashboard::mark_worker_offline(
+    let alive = block_on(dashboard::mark_worker_offline(
         &database,
         "w-2",
         seen_2.as_deref(),
@@ -316,7 +316,7 @@ fn marking_a_worker_offline_needs_the_heartbeat_seen() {
     assert_eq!((alive.count, alive.worker), (0, None));
     assert_eq!(db.job_status(&others), 2);
 
-    let gone = block_on(sql_dashboard::mark_worker_offline(
+    let gone = block_on(dashboard::mark_worker_offline(
         &database,
         "w-1",
         seen_1.as_deref(),
@@ -332,7 +332,7 @@ fn marking_a_worker_offline_needs_the_heartbeat_seen() {
         Some("offline")
     );
     // Again: already offline, nothing to do.
-    let again = block_on(sql_dashboard::mark_worker_offline(
+    let again = block_on(dashboard::mark_worker_offline(
         &database,
         "w-1",
         seen_1.as_deref(),

@@ -13,7 +13,7 @@ use std::time::Instant;
 use registre_actors::anomaly::Anomaly;
 use registre_actors::events::{Event, KINDS};
 use registre_actors::history::{COARSE_STEP_SECS, FINE_STEP_SECS};
-use registre_actors::sql_dashboard::LiveRead;
+use registre_actors::sql::dashboard::LiveRead;
 use registre_actors::state::ProjectState;
 use registre_actors::{ChildKind, DbError, Role};
 use serde::Deserialize;
