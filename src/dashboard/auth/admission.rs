@@ -94,22 +94,11 @@ mod tests {
     use actix_web::test::TestRequest;
 
     use super::*;
-    use crate::dashboard::auth::{Access, Secret};
-
-    fn secret(s: &str) -> Option<Secret> {
-        Secret::parse("T", s).unwrap()
-    }
-
-    fn admin_auth() -> Auth {
-        Auth::new(Access {
-            view_token: None,
-            admin_token: secret("admin-token-0123456789"),
-        })
-    }
+    use crate::dashboard::auth::{Access, testing};
 
     #[test]
     fn actions_need_the_admin_token_and_csrf_from_the_same_site() {
-        let auth = admin_auth();
+        let auth = testing::auth(None, Some("admin-token-0123456789"));
         let status = |req: TestRequest| match auth.admit_action(&req.to_http_request()) {
             Ok(()) => 200,
             Err(refused) => refused.code.as_u16(),

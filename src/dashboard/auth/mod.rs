@@ -211,22 +211,36 @@ impl Auth {
     }
 }
 
+/// Tokens and an [`Auth`] as the configuration would give them, for the
+/// unit tests of every part.
+#[cfg(test)]
+mod testing {
+    use super::{Access, Auth, Secret};
+
+    pub fn secret(s: &str) -> Option<Secret> {
+        Secret::parse("T", s).unwrap()
+    }
+
+    pub fn auth(view: Option<&str>, admin: Option<&str>) -> Auth {
+        Auth::new(Access {
+            view_token: view.and_then(secret),
+            admin_token: admin.and_then(secret),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use actix_web::test::TestRequest;
 
     use super::*;
 
-    fn secret(s: &str) -> Option<Secret> {
-        Secret::parse("T", s).unwrap()
-    }
-
     #[test]
     fn levels_from_tokens_and_cookies() {
-        let auth = Auth::new(Access {
-            view_token: secret("view-token-0123456789"),
-            admin_token: secret("admin-token-0123456789"),
-        });
+        let auth = testing::auth(
+            Some("view-token-0123456789"),
+            Some("admin-token-0123456789"),
+        );
         assert_eq!(auth.level_of_token("admin-token-0123456789"), Level::Admin);
         assert_eq!(auth.level_of_token("view-token-0123456789"), Level::View);
         assert_eq!(auth.level_of_token("admin-token-012345678"), Level::None);

@@ -51,11 +51,8 @@ impl Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dashboard::auth::testing::secret;
     use crate::dashboard::auth::{Access, Auth};
-
-    fn secret(s: &str) -> Option<Secret> {
-        Secret::parse("T", s).unwrap()
-    }
 
     #[test]
     fn tokens_are_checked_and_hidden() {

@@ -84,6 +84,11 @@ pub(super) fn when(at_ms: u64) -> String {
     )
 }
 
+/// A name (a worker's) as code, escaped.
+pub(super) fn code(name: &str) -> String {
+    format!("<code>{}</code>", escape(name))
+}
+
 /// A job id as shown: its first 8 characters, the whole in the tooltip.
 pub(super) fn job_id(id: &str) -> String {
     format!(

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::format::{escape, human, job_id};
+use super::format::{code, escape, human, job_id};
 use super::{Act, View};
 
 impl View<'_> {
@@ -41,9 +41,7 @@ impl View<'_> {
                     "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{stuck}</td>",
                     job_id(&job.id),
                     escape(&job.doc),
-                    job.worker
-                        .as_deref()
-                        .map_or("–".to_string(), |w| format!("<code>{}</code>", escape(w))),
+                    job.worker.as_deref().map_or("–".to_string(), code),
                     human(job.seconds),
                 );
                 if self.admin() {

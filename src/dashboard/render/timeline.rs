@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::format::{escape, human, job_id, when};
+use super::format::{code, escape, human, job_id, when};
 use super::tone::{event_tone, kind_label};
 use super::{TIMELINE_SHOWN, View};
 
@@ -36,11 +36,7 @@ impl View<'_> {
             }
             out.push_str("</div>");
             if !e.workers.is_empty() {
-                let names: Vec<String> = e
-                    .workers
-                    .iter()
-                    .map(|w| format!("<code>{}</code>", escape(w)))
-                    .collect();
+                let names: Vec<String> = e.workers.iter().map(|w| code(w)).collect();
                 let _ = write!(
                     out,
                     "<p class=\"ev-workers\">Workers: {}</p>",
@@ -55,12 +51,7 @@ impl View<'_> {
                         "<li>{} {} · {} · {} in processing",
                         job_id(&j.id),
                         escape(&j.doc),
-                        j.worker
-                            .as_deref()
-                            .map_or("no worker".to_string(), |w| format!(
-                                "<code>{}</code>",
-                                escape(w)
-                            )),
+                        j.worker.as_deref().map_or("no worker".to_string(), code),
                         human(j.seconds)
                     );
                     if let Some(a) = j.attempts {
