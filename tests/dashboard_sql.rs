@@ -129,6 +129,16 @@ fn the_read_judges_workers_lists_long_jobs_and_groups_failures() {
     assert_eq!((null_group.key.as_str(), null_group.count), ("null", 1));
 }
 
+/// [`dashboard::retry_failed_job`], run to its end.
+fn retry_job(
+    database: &Database,
+    id: &str,
+    seen: &str,
+    attempts: Option<&Identifier>,
+) -> dashboard::Changed {
+    block_on(dashboard::retry_failed_job(database, id, seen, attempts)).unwrap()
+}
+
 /// Retrying one failed job puts it back in the queue with its attempts at
 /// zero, once; a job changed since it was seen (another `updated_at`) or no
 /// longer failed is left alone.
@@ -143,24 +153,12 @@ fn retrying_a_job_changes_it_only_as_seen() {
     db.exec(&format!(
         "UPDATE extraction_queue SET updated_at = now() WHERE id = '{id}'"
     ));
-    let changed = block_on(dashboard::retry_failed_job(
-        &database,
-        &id,
-        &seen,
-        Some(&ATTEMPTS),
-    ))
-    .unwrap();
+    let changed = retry_job(&database, &id, &seen, Some(&ATTEMPTS));
     assert_eq!(changed.count, 0);
     assert_eq!(db.job_status(&id), 4);
 
     let seen = updated_at(&mut db, &id);
-    let changed = block_on(dashboard::retry_failed_job(
-        &database,
-        &id,
-        &seen,
-        Some(&ATTEMPTS),
-    ))
-    .unwrap();
+    let changed = retry_job(&database, &id, &seen, Some(&ATTEMPTS));
     assert_eq!(changed.count, 1);
     assert_eq!(changed.jobs[0].id, id);
     assert_eq!(db.job_status(&id), 1);
@@ -177,7 +175,7 @@ fn retrying_a_job_changes_it_only_as_seen() {
         .unwrap();
     assert_eq!(message, "Retried from the dashboard; last error: boom");
     // The same click again: the job is no longer failed.
-    let again = block_on(dashboard::retry_failed_job(&database, &id, &seen, None)).unwrap();
+    let again = retry_job(&database, &id, &seen, None);
     assert_eq!(again.count, 0);
 }
 
