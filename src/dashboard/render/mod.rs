@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Instant;
 
+use registre_actors::sql::dashboard::LiveRead;
 use registre_actors::state::ProjectState;
 
 pub use filter::Filter;
@@ -98,6 +99,20 @@ impl View<'_> {
             out.push((format!("jobs-{name}"), self.jobs(name)));
         }
         out
+    }
+
+    /// The project's live read, or the words for its absence.
+    fn live_read(&self, name: &str) -> Result<&LiveRead, String> {
+        match self.live.get(name) {
+            None => {
+                Err("<p class=\"muted\">Not read yet: it is read while someone looks.</p>".into())
+            }
+            Some(Snapshot { result: Err(e), .. }) => Err(format!(
+                "<p class=\"err\">Could not read: {}</p>",
+                escape(&e.to_string())
+            )),
+            Some(Snapshot { result: Ok(r), .. }) => Ok(r),
+        }
     }
 
     /// The start of a table of `headers` (`<th>` cells), with an empty

@@ -8,7 +8,8 @@ use super::format::{escape, when};
 use crate::dashboard::auth::Level;
 
 impl View<'_> {
-    pub(super) fn account(&self) -> String {
+    /// Who is looking, and the way to log in or out.
+    fn account(&self) -> String {
         let auth = &self.dash.auth;
         let logout = "<form method=\"post\" action=\"/logout\" class=\"inline\"><button type=\"submit\">Log out</button></form>";
         match self.level {

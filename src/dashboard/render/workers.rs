@@ -3,27 +3,10 @@
 
 use std::fmt::Write;
 
-use registre_actors::sql::dashboard::LiveRead;
-
 use super::format::{escape, human, job_id};
 use super::{Act, View};
-use crate::dashboard::live::Snapshot;
 
 impl View<'_> {
-    /// The project's live read, or the words for its absence.
-    pub(super) fn live_read(&self, name: &str) -> Result<&LiveRead, String> {
-        match self.live.get(name) {
-            None => {
-                Err("<p class=\"muted\">Not read yet: it is read while someone looks.</p>".into())
-            }
-            Some(Snapshot { result: Err(e), .. }) => Err(format!(
-                "<p class=\"err\">Could not read: {}</p>",
-                escape(&e.to_string())
-            )),
-            Some(Snapshot { result: Ok(r), .. }) => Ok(r),
-        }
-    }
-
     pub(super) fn workers(&self, name: &str) -> String {
         let n = escape(name);
         let mut out = format!("<div id=\"workers-{n}\" class=\"block\"><h3>{n}");
