@@ -9,12 +9,11 @@ use super::{Act, View};
 
 impl View<'_> {
     pub(super) fn jobs(&self, name: &str) -> String {
-        let n = escape(name);
-        let mut out = format!("<div id=\"jobs-{n}\" class=\"block\"><h3>{n}</h3>");
-        let r = match self.live_read(name) {
-            Ok(r) => r,
-            Err(words) => return format!("{out}{words}</div>"),
+        let (mut out, r) = match self.live_block("jobs", name) {
+            Ok(open) => open,
+            Err(block) => return block,
         };
+        out.push_str("</h3>");
         let j = self.dash.live.judging();
         let _ = write!(
             out,

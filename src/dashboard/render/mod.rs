@@ -101,18 +101,21 @@ impl View<'_> {
         out
     }
 
-    /// The project's live read, or the words for its absence.
-    fn live_read(&self, name: &str) -> Result<&LiveRead, String> {
-        match self.live.get(name) {
-            None => {
-                Err("<p class=\"muted\">Not read yet: it is read while someone looks.</p>".into())
-            }
-            Some(Snapshot { result: Err(e), .. }) => Err(format!(
+    /// Project `name`'s block in section `section` (`workers`, `jobs`),
+    /// opened up to inside its heading, with the live read; or, when there
+    /// is no read, the whole block saying why.
+    fn live_block(&self, section: &str, name: &str) -> Result<(String, &LiveRead), String> {
+        let n = escape(name);
+        let head = format!("<div id=\"{section}-{n}\" class=\"block\"><h3>{n}");
+        let words = match self.live.get(name) {
+            Some(Snapshot { result: Ok(r), .. }) => return Ok((head, r)),
+            None => "<p class=\"muted\">Not read yet: it is read while someone looks.</p>".into(),
+            Some(Snapshot { result: Err(e), .. }) => format!(
                 "<p class=\"err\">Could not read: {}</p>",
                 escape(&e.to_string())
-            )),
-            Some(Snapshot { result: Ok(r), .. }) => Ok(r),
-        }
+            ),
+        };
+        Err(format!("{head}</h3>{words}</div>"))
     }
 
     /// The start of a table of `headers` (`<th>` cells), with an empty

@@ -8,11 +8,9 @@ use super::{Act, View};
 
 impl View<'_> {
     pub(super) fn workers(&self, name: &str) -> String {
-        let n = escape(name);
-        let mut out = format!("<div id=\"workers-{n}\" class=\"block\"><h3>{n}");
-        let r = match self.live_read(name) {
-            Ok(r) => r,
-            Err(words) => return format!("{out}</h3>{words}</div>"),
+        let (mut out, r) = match self.live_block("workers", name) {
+            Ok(open) => open,
+            Err(block) => return block,
         };
         let c = r.worker_counts;
         let _ = write!(
