@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::heartbeat::Heartbeat;
 use common::proxy::Proxy;
-use common::{Monitor, TestDb, eventually, fast};
+use common::{Monitor, TestDb, eventually, watching};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -115,10 +115,7 @@ fn read_request(stream: &mut TcpStream) -> Option<Value> {
 }
 
 fn no_secret(monitor: &Monitor) {
-    assert!(
-        !monitor.raw_lines().iter().any(|l| l.contains(TOKEN)),
-        "the webhook URL reached the logs"
-    );
+    assert!(!monitor.logged(TOKEN), "the webhook URL reached the logs");
 }
 
 /// Settings of a monitor on `db` alerting `receiver` (jobs stuck after 1 s,
@@ -129,10 +126,26 @@ fn alerting(receiver: &Receiver, db: &TestDb, extra: &[(&str, &str)]) -> Vec<(St
         ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
     ];
     settings.extend_from_slice(extra);
-    let mut vars = fast(&settings);
-    vars.push(("MONITOR_ALERT_WEBHOOK_URL".into(), receiver.url()));
-    vars.push(("DEV_SUPABASE_DB_URL".into(), db.url.clone()));
-    vars
+    let webhook = receiver.url();
+    settings.push(("MONITOR_ALERT_WEBHOOK_URL", &webhook));
+    watching(&[("dev", &db.url)], &settings)
+}
+
+/// A monitor alerting a receiver that answers `answer`, on a database
+/// (named after `tag`) holding a job stuck from the start.
+fn with_a_stuck_job(answer: Answer, tag: &str) -> (Receiver, TestDb, Monitor) {
+    let receiver = Receiver::start(answer);
+    let mut db = TestDb::new(tag);
+    db.job(2, Some("worker-hung"), Some("10 minutes"), "acte:1");
+    let monitor = Monitor::start(&alerting(&receiver, &db, &[]));
+    (receiver, db, monitor)
+}
+
+/// A job stuck now is reset at the next cycles all the same.
+fn another_stuck_job_is_reset(db: &mut TestDb, monitor: &Monitor) {
+    let later = db.job(2, Some("worker-hung"), Some("10 minutes"), "acte:2");
+    monitor.wait_for(2, "🔄 Auto-reset stuck jobs", Some("dev"), WAIT);
+    assert_eq!(db.job_status(&later), 1);
 }
 
 fn cycles(monitor: &Monitor, env: &str, n: usize) {
@@ -225,9 +238,13 @@ fn unreachable_and_back_are_alerted() {
     let receiver = Receiver::start(Answer::Ok);
     let db = TestDb::new("alertdown");
     let proxy = Proxy::start();
-    let mut vars = fast(&[("MONITOR_HEALTH_LOG_EVERY", "200ms")]);
-    vars.push(("MONITOR_ALERT_WEBHOOK_URL".into(), receiver.url()));
-    vars.push(("DEV_SUPABASE_DB_URL".into(), proxy.url(&db.name)));
+    let vars = watching(
+        &[("dev", &proxy.url(&db.name))],
+        &[
+            ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
+            ("MONITOR_ALERT_WEBHOOK_URL", &receiver.url()),
+        ],
+    );
     let monitor = Monitor::start(&vars);
     monitor.wait_for(2, "📊 System health status", Some("dev"), WAIT);
 
@@ -246,18 +263,12 @@ fn unreachable_and_back_are_alerted() {
 /// monitor goes on cycling and resets a job that got stuck meanwhile.
 #[test]
 fn a_hung_webhook_does_not_delay_the_checks() {
-    let receiver = Receiver::start(Answer::Hang);
-    let mut db = TestDb::new("alerthang");
-    db.job(2, Some("worker-hung"), Some("10 minutes"), "acte:1");
-    let vars = alerting(&receiver, &db, &[]);
-    let monitor = Monitor::start(&vars);
+    let (receiver, mut db, monitor) = with_a_stuck_job(Answer::Hang, "alerthang");
     // The first alert (the reset, or the anomaly it makes) is left hanging.
     eventually("a first alert", WAIT, || !receiver.bodies().is_empty());
     monitor.wait_for(1, "🔄 Auto-reset stuck jobs", Some("dev"), WAIT);
 
-    let later = db.job(2, Some("worker-hung"), Some("10 minutes"), "acte:2");
-    monitor.wait_for(2, "🔄 Auto-reset stuck jobs", Some("dev"), WAIT);
-    assert_eq!(db.job_status(&later), 1);
+    another_stuck_job_is_reset(&mut db, &monitor);
     cycles(&monitor, "dev", 10);
     assert_eq!(
         receiver.bodies().len(),
@@ -272,15 +283,9 @@ fn a_hung_webhook_does_not_delay_the_checks() {
 /// show the URL; the checks go on meanwhile.
 #[test]
 fn a_failing_webhook_is_retried_then_given_up_without_delaying_checks() {
-    let receiver = Receiver::start(Answer::ServerError);
-    let mut db = TestDb::new("alert500");
-    db.job(2, Some("worker-hung"), Some("10 minutes"), "acte:1");
-    let vars = alerting(&receiver, &db, &[]);
-    let monitor = Monitor::start(&vars);
+    let (receiver, mut db, monitor) = with_a_stuck_job(Answer::ServerError, "alert500");
     receiver.wait_kind("jobs_reset", 1);
-    let later = db.job(2, Some("worker-hung"), Some("10 minutes"), "acte:2");
-    monitor.wait_for(2, "🔄 Auto-reset stuck jobs", Some("dev"), WAIT);
-    assert_eq!(db.job_status(&later), 1);
+    another_stuck_job_is_reset(&mut db, &monitor);
 
     receiver.wait_kind("jobs_reset", 3);
     let gave_up = monitor.wait_for(1, "📮 Alert not delivered", Some("dev"), WAIT);

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{SCHEMA, TempDir, TestDb, admin_url, command, output_within};
+use common::{SCHEMA, TempDir, TestDb, admin_url, command, run_binary};
 use postgres::{Client, NoTls};
 use serde_json::Value;
 
@@ -14,13 +14,8 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// Runs the binary with `args` and `vars`; returns (exit code, stdout, stderr).
 fn run(args: &[&str], vars: &[(&str, &str)], timeout: Duration) -> (i32, String, String) {
-    let dir = TempDir::new();
-    let out = output_within(command(args, vars, &dir), timeout);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let (code, out, err) = run_binary(args, vars, timeout);
+    (code.unwrap_or(-1), out, err)
 }
 
 /// `check` says `ok` and exits 0 on the real schema; with a column missing
@@ -271,20 +266,28 @@ fn demo_finishes_every_job_and_drops_its_scratch_database() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("All 15 jobs finished"), "{out}");
     assert!(out.contains(" healed, worst "), "{out}");
-    let name = out
-        .split_whitespace()
-        .find(|w| w.starts_with("registre_demo_"))
-        .unwrap_or_else(|| panic!("no scratch database named in: {out}"))
-        .to_string();
+    let name = scratch_database(&out);
     let mut admin = Client::connect(&url, NoTls).unwrap();
-    let left: i64 = admin
+    assert_eq!(databases_named(&mut admin, &name), 0, "{name} still exists");
+}
+
+/// The scratch database the demo names in `text`.
+fn scratch_database(text: &str) -> String {
+    text.split_whitespace()
+        .find(|w| w.starts_with("registre_demo_"))
+        .unwrap_or_else(|| panic!("no scratch database named in: {text}"))
+        .to_string()
+}
+
+/// How many databases are called `name` (0 or 1).
+fn databases_named(admin: &mut Client, name: &str) -> i64 {
+    admin
         .query_one(
             "SELECT count(*) FROM pg_database WHERE datname = $1",
             &[&name],
         )
         .unwrap()
-        .get(0);
-    assert_eq!(left, 0, "{name} still exists");
+        .get(0)
 }
 
 /// Without a reachable Postgres the demo says what it tried (password
@@ -354,22 +357,9 @@ fn demo_interrupted_by_ctrl_c_still_drops_its_scratch_database() {
     let (code, body) = common::http::get(page, "/");
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("id=\"card-demo\""), "{body}");
-    let name = first
-        .split_whitespace()
-        .find(|w| w.starts_with("registre_demo_"))
-        .unwrap_or_else(|| panic!("no scratch database named in: {first}"))
-        .to_string();
+    let name = scratch_database(&first);
     let mut admin = Client::connect(&url, NoTls).unwrap();
-    let exists = |admin: &mut Client| -> i64 {
-        admin
-            .query_one(
-                "SELECT count(*) FROM pg_database WHERE datname = $1",
-                &[&name],
-            )
-            .unwrap()
-            .get(0)
-    };
-    assert_eq!(exists(&mut admin), 1);
+    assert_eq!(databases_named(&mut admin, &name), 1);
 
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -388,5 +378,5 @@ fn demo_interrupted_by_ctrl_c_still_drops_its_scratch_database() {
         rest.contains(&format!("Scratch database {name} dropped.")),
         "{rest}"
     );
-    assert_eq!(exists(&mut admin), 0, "{name} still exists");
+    assert_eq!(databases_named(&mut admin, &name), 0, "{name} still exists");
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::TestDb;
 use registre_actors::identifier::Identifier;
-use registre_actors::sql_dashboard::{self, Judging, LiveRead};
+use registre_actors::sql::dashboard::{self, Judging, LiveRead};
 use registre_actors::{Database, Project};
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -35,7 +35,7 @@ const JUDGING: Judging = Judging {
 
 fn read(db: &TestDb) -> LiveRead {
     let database = database(db);
-    block_on(async move { sql_dashboard::live_read(&database, &JUDGING).await }).unwrap()
+    block_on(async move { dashboard::live_read(&database, &JUDGING).await }).unwrap()
 }
 
 /// A failed job with `message`, failed `ago` ago; returns its id.
@@ -129,6 +129,16 @@ fn the_read_judges_workers_lists_long_jobs_and_groups_failures() {
     assert_eq!((null_group.key.as_str(), null_group.count), ("null", 1));
 }
 
+/// [`dashboard::retry_failed_job`], run to its end.
+fn retry_job(
+    database: &Database,
+    id: &str,
+    seen: &str,
+    attempts: Option<&Identifier>,
+) -> dashboard::Changed {
+    block_on(dashboard::retry_failed_job(database, id, seen, attempts)).unwrap()
+}
+
 /// Retrying one failed job puts it back in the queue with its attempts at
 /// zero, once; a job changed since it was seen (another `updated_at`) or no
 /// longer failed is left alone.
@@ -143,24 +153,12 @@ fn retrying_a_job_changes_it_only_as_seen() {
     db.exec(&format!(
         "UPDATE extraction_queue SET updated_at = now() WHERE id = '{id}'"
     ));
-    let changed = block_on(sql_dashboard::retry_failed_job(
-        &database,
-        &id,
-        &seen,
-        Some(&ATTEMPTS),
-    ))
-    .unwrap();
+    let changed = retry_job(&database, &id, &seen, Some(&ATTEMPTS));
     assert_eq!(changed.count, 0);
     assert_eq!(db.job_status(&id), 4);
 
     let seen = updated_at(&mut db, &id);
-    let changed = block_on(sql_dashboard::retry_failed_job(
-        &database,
-        &id,
-        &seen,
-        Some(&ATTEMPTS),
-    ))
-    .unwrap();
+    let changed = retry_job(&database, &id, &seen, Some(&ATTEMPTS));
     assert_eq!(changed.count, 1);
     assert_eq!(changed.jobs[0].id, id);
     assert_eq!(db.job_status(&id), 1);
@@ -177,7 +175,7 @@ fn retrying_a_job_changes_it_only_as_seen() {
         .unwrap();
     assert_eq!(message, "Retried from the dashboard; last error: boom");
     // The same click again: the job is no longer failed.
-    let again = block_on(sql_dashboard::retry_failed_job(&database, &id, &seen, None)).unwrap();
+    let again = retry_job(&database, &id, &seen, None);
     assert_eq!(again.count, 0);
 }
 
@@ -207,7 +205,7 @@ fn retrying_a_group_changes_exactly_the_jobs_seen() {
     let later = failed(&mut db, Some("timeout"), "0 seconds", "acte:5");
 
     let database = database(&db);
-    let changed = block_on(sql_dashboard::retry_failed_group(
+    let changed = block_on(dashboard::retry_failed_group(
         &database,
         &group.key,
         &group.last_seen,
@@ -246,7 +244,7 @@ fn resetting_a_job_needs_the_same_worker_and_start() {
         ))
         .unwrap();
     let database = database(&db);
-    let wrong_worker = block_on(sql_dashboard::reset_processing_job(
+    let wrong_worker = block_on(dashboard::reset_processing_job(
         &database,
         &id,
         Some("w-2"),
@@ -254,7 +252,7 @@ fn resetting_a_job_needs_the_same_worker_and_start() {
     ))
     .unwrap();
     assert_eq!(wrong_worker.count, 0);
-    let wrong_start = block_on(sql_dashboard::reset_processing_job(
+    let wrong_start = block_on(dashboard::reset_processing_job(
         &database,
         &id,
         Some("w-1"),
@@ -264,7 +262,7 @@ fn resetting_a_job_needs_the_same_worker_and_start() {
     assert_eq!(wrong_start.count, 0);
     assert_eq!(db.job_status(&id), 2);
 
-    let changed = block_on(sql_dashboard::reset_processing_job(
+    let changed = block_on(dashboard::reset_processing_job(
         &database,
         &id,
         Some("w-1"),
@@ -307,7 +305,7 @@ fn marking_a_worker_offline_needs_the_heartbeat_seen() {
     db.exec("UPDATE worker_status SET last_heartbeat = now() WHERE worker_id = 'w-2'");
 
     let database = database(&db);
-    let alive = block_on(sql_dashboard::mark_worker_offline(
+    let alive = block_on(dashboard::mark_worker_offline(
         &database,
         "w-2",
         seen_2.as_deref(),
@@ -316,7 +314,7 @@ fn marking_a_worker_offline_needs_the_heartbeat_seen() {
     assert_eq!((alive.count, alive.worker), (0, None));
     assert_eq!(db.job_status(&others), 2);
 
-    let gone = block_on(sql_dashboard::mark_worker_offline(
+    let gone = block_on(dashboard::mark_worker_offline(
         &database,
         "w-1",
         seen_1.as_deref(),
@@ -332,7 +330,7 @@ fn marking_a_worker_offline_needs_the_heartbeat_seen() {
         Some("offline")
     );
     // Again: already offline, nothing to do.
-    let again = block_on(sql_dashboard::mark_worker_offline(
+    let again = block_on(dashboard::mark_worker_offline(
         &database,
         "w-1",
         seen_1.as_deref(),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::pgbouncer::PgBouncer;
 use common::proxy::Proxy;
-use common::{Monitor, TestDb, fast};
+use common::{Monitor, TestDb, watching};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -31,15 +31,14 @@ fn every_statement_works_through_pgbouncer_in_transaction_mode() {
     db.worker("worker-dead", "busy", "10 minutes");
     let held = db.job(2, Some("worker-dead"), Some("1 second"), "acte:1");
     let stale = db.job(2, Some("worker-ac"), Some("10 minutes"), "acte:2");
-    let mut vars = fast(&[
-        ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
-        ("MONITOR_STUCK_JOB_AFTER", "1s"),
-        ("MONITOR_DEAD_WORKER_AFTER", "2s"),
-    ]);
-    vars.push((
-        "POOLED_SUPABASE_DB_URL".into(),
-        bouncer.url(&db.name, PgBouncer::PASSWORD),
-    ));
+    let vars = watching(
+        &[("pooled", &bouncer.url(&db.name, PgBouncer::PASSWORD))],
+        &[
+            ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
+            ("MONITOR_STUCK_JOB_AFTER", "1s"),
+            ("MONITOR_DEAD_WORKER_AFTER", "2s"),
+        ],
+    );
     let monitor = Monitor::start(&vars);
 
     monitor.wait_for(1, "🔄 Auto-reset stuck jobs", Some("pooled"), WAIT);
@@ -51,12 +50,7 @@ fn every_statement_works_through_pgbouncer_in_transaction_mode() {
         errors_for(&monitor, "pooled"),
         Vec::<serde_json::Value>::new()
     );
-    assert!(
-        !monitor
-            .raw_lines()
-            .iter()
-            .any(|l| l.contains("prepared statement"))
-    );
+    assert!(!monitor.logged("prepared statement"));
 }
 
 /// A wrong password is an `authentication` error, reported once, and the
@@ -67,23 +61,19 @@ fn a_wrong_password_is_reported_once_and_never_shown() {
         return;
     };
     let db = TestDb::new("badpw");
-    let mut vars = fast(&[("MONITOR_HEALTH_LOG_EVERY", "200ms")]);
-    vars.push((
-        "PROD_SUPABASE_DB_URL".into(),
-        bouncer.url(&db.name, "Wr0ngPassw0rd"),
-    ));
-    vars.push(("DEV_SUPABASE_DB_URL".into(), db.url.clone()));
+    let vars = watching(
+        &[
+            ("prod", &bouncer.url(&db.name, "Wr0ngPassw0rd")),
+            ("dev", &db.url),
+        ],
+        &[("MONITOR_HEALTH_LOG_EVERY", "200ms")],
+    );
     let monitor = Monitor::start(&vars);
     monitor.wait_for(10, "📊 System health status", Some("dev"), WAIT);
     let errors = errors_for(&monitor, "prod");
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0]["kind"], "authentication", "{errors:?}");
-    assert!(
-        !monitor
-            .raw_lines()
-            .iter()
-            .any(|l| l.contains("Wr0ngPassw0rd"))
-    );
+    assert!(!monitor.logged("Wr0ngPassw0rd"));
 }
 
 /// The libpq `sslmode` values against the local server's certificate:
@@ -100,25 +90,29 @@ fn tls_modes_behave_as_libpq_says() {
     }
     let cert = db.text("SELECT current_setting('ssl_cert_file')").unwrap();
     let with = |mode: &str| format!("{}?{mode}", db.url);
-    let mut vars = fast(&[("MONITOR_HEALTH_LOG_EVERY", "200ms")]);
-    vars.push((
-        "REQUIRE_SUPABASE_DB_URL".into(),
-        with("sslmode=require&application_name=tls-require"),
-    ));
-    vars.push((
-        "VERIFYCA_SUPABASE_DB_URL".into(),
-        with(&format!(
-            "sslmode=verify-ca&sslrootcert={cert}&application_name=tls-verify-ca"
-        )),
-    ));
-    vars.push((
-        "VERIFYFULL_SUPABASE_DB_URL".into(),
-        with("sslmode=verify-full&application_name=tls-verify-full"),
-    ));
-    vars.push((
-        "PLAIN_SUPABASE_DB_URL".into(),
-        with("sslmode=disable&application_name=tls-disable"),
-    ));
+    let vars = watching(
+        &[
+            (
+                "require",
+                &with("sslmode=require&application_name=tls-require"),
+            ),
+            (
+                "verifyca",
+                &with(&format!(
+                    "sslmode=verify-ca&sslrootcert={cert}&application_name=tls-verify-ca"
+                )),
+            ),
+            (
+                "verifyfull",
+                &with("sslmode=verify-full&application_name=tls-verify-full"),
+            ),
+            (
+                "plain",
+                &with("sslmode=disable&application_name=tls-disable"),
+            ),
+        ],
+        &[("MONITOR_HEALTH_LOG_EVERY", "200ms")],
+    );
     let monitor = Monitor::start(&vars);
     for env in ["require", "verifyca", "plain"] {
         monitor.wait_for(3, "📊 System health status", Some(env), WAIT);
@@ -153,12 +147,13 @@ fn a_server_that_never_answers_cannot_hang_a_check() {
     let mut good = TestDb::new("silent");
     let proxy = Proxy::start();
     proxy.blackhole();
-    let mut vars = fast(&[
-        ("MONITOR_CONNECT_TIMEOUT", "500ms"),
-        ("MONITOR_STUCK_JOB_AFTER", "1s"),
-    ]);
-    vars.push(("SILENT_SUPABASE_DB_URL".into(), proxy.url(&good.name)));
-    vars.push(("GOOD_SUPABASE_DB_URL".into(), good.url.clone()));
+    let vars = watching(
+        &[("silent", &proxy.url(&good.name)), ("good", &good.url)],
+        &[
+            ("MONITOR_CONNECT_TIMEOUT", "500ms"),
+            ("MONITOR_STUCK_JOB_AFTER", "1s"),
+        ],
+    );
     let mut monitor = Monitor::start(&vars);
     let errors = monitor.wait_for(1, "❌ Error in", Some("silent"), WAIT);
     assert_eq!(errors[0]["kind"], "unreachable", "{errors:?}");
@@ -193,11 +188,13 @@ fn a_statement_blocked_by_a_lock_times_out_and_recovers() {
     let mut tx = locker.transaction().unwrap();
     tx.batch_execute("LOCK TABLE extraction_queue IN ACCESS EXCLUSIVE MODE")
         .unwrap();
-    let mut vars = fast(&[
-        ("MONITOR_STATEMENT_TIMEOUT", "300ms"),
-        ("MONITOR_STUCK_JOB_AFTER", "1s"),
-    ]);
-    vars.push(("DEV_SUPABASE_DB_URL".into(), db.url.clone()));
+    let vars = watching(
+        &[("dev", &db.url)],
+        &[
+            ("MONITOR_STATEMENT_TIMEOUT", "300ms"),
+            ("MONITOR_STUCK_JOB_AFTER", "1s"),
+        ],
+    );
     let monitor = Monitor::start(&vars);
     let errors = monitor.wait_for(1, "❌ Error in", Some("dev"), WAIT);
     assert_eq!(errors[0]["kind"], "timeout", "{errors:?}");
@@ -222,11 +219,13 @@ fn a_statement_blocked_by_a_lock_times_out_and_recovers() {
 fn an_outage_is_reported_once_and_healed_after() {
     let mut db = TestDb::new("outage");
     let proxy = Proxy::start();
-    let mut vars = fast(&[
-        ("MONITOR_STUCK_JOB_AFTER", "1s"),
-        ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
-    ]);
-    vars.push(("DEV_SUPABASE_DB_URL".into(), proxy.url(&db.name)));
+    let vars = watching(
+        &[("dev", &proxy.url(&db.name))],
+        &[
+            ("MONITOR_STUCK_JOB_AFTER", "1s"),
+            ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
+        ],
+    );
     let monitor = Monitor::start(&vars);
     monitor.wait_for(2, "📊 System health status", Some("dev"), WAIT);
 
@@ -267,13 +266,17 @@ fn schema_problems_are_reported_once_while_the_others_run() {
         ),
     );
     let mut good = TestDb::new("fine");
-    let mut vars = fast(&[
-        ("MONITOR_STUCK_JOB_AFTER", "1s"),
-        ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
-    ]);
-    vars.push(("MISSING_SUPABASE_DB_URL".into(), missing.url.clone()));
-    vars.push(("WRONGTYPE_SUPABASE_DB_URL".into(), wrong_type.url.clone()));
-    vars.push(("GOOD_SUPABASE_DB_URL".into(), good.url.clone()));
+    let vars = watching(
+        &[
+            ("missing", &missing.url),
+            ("wrongtype", &wrong_type.url),
+            ("good", &good.url),
+        ],
+        &[
+            ("MONITOR_STUCK_JOB_AFTER", "1s"),
+            ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
+        ],
+    );
     let monitor = Monitor::start(&vars);
     let stale = good.job(2, Some("w"), Some("10 minutes"), "acte:1");
     monitor.wait_for(1, "🔄 Auto-reset stuck jobs", Some("good"), WAIT);

@@ -5,16 +5,9 @@ mod common;
 use std::time::Duration;
 
 use common::heartbeat::Heartbeat;
-use common::{Monitor, TestDb, fast};
+use common::{Monitor, TestDb, watching};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn var(name: &str, db: &TestDb) -> (String, String) {
-    (
-        format!("{}_SUPABASE_DB_URL", name.to_uppercase()),
-        db.url.clone(),
-    )
-}
 
 /// Stale processing jobs go back to waiting with the reset message, judged
 /// by `processing_started_at` (or `updated_at` when that is missing), while
@@ -31,8 +24,7 @@ fn stale_jobs_are_reset_and_fresh_ones_left_alone() {
     let pending = db.job(1, None, None, "acte:1");
     let done = db.job(3, Some("worker-ac"), Some("2 hours"), "acte:2");
 
-    let mut vars = fast(&[("MONITOR_STUCK_JOB_AFTER", "5m")]);
-    vars.push(var("dev", &db));
+    let vars = watching(&[("dev", &db.url)], &[("MONITOR_STUCK_JOB_AFTER", "5m")]);
     let monitor = Monitor::start(&vars);
     let lines = monitor.wait_for(1, "🔄 Auto-reset stuck jobs", Some("dev"), WAIT);
 
@@ -89,11 +81,13 @@ fn dead_workers_go_offline_and_their_jobs_come_back_reported_once() {
     let held_b = db.job(2, Some("worker-dead"), Some("1 second"), "index:2");
     let live_job = db.job(2, Some("worker-live"), Some("1 second"), "acte:3");
 
-    let mut vars = fast(&[
-        ("MONITOR_DEAD_WORKER_AFTER", "2s"),
-        ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
-    ]);
-    vars.push(var("dev", &db));
+    let vars = watching(
+        &[("dev", &db.url)],
+        &[
+            ("MONITOR_DEAD_WORKER_AFTER", "2s"),
+            ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
+        ],
+    );
     let monitor = Monitor::start(&vars);
 
     // The live worker keeps heartbeating; the one that dies does not.
@@ -174,9 +168,10 @@ fn a_worker_dead_in_one_project_frees_its_jobs_in_another() {
     let held = other.job(2, Some("worker-ac"), Some("5 seconds"), "acte:42");
     let someone_else = other.job(2, Some("worker-zz"), Some("5 seconds"), "acte:43");
 
-    let mut vars = fast(&[("MONITOR_DEAD_WORKER_AFTER", "2s")]);
-    vars.push(var("home", &home));
-    vars.push(var("other", &other));
+    let vars = watching(
+        &[("home", &home.url), ("other", &other.url)],
+        &[("MONITOR_DEAD_WORKER_AFTER", "2s")],
+    );
     let monitor = Monitor::start(&vars);
 
     monitor.wait_for(1, "💀 Cleaned up dead workers", Some("home"), WAIT);
@@ -199,15 +194,16 @@ fn an_unreachable_project_does_not_stop_the_others() {
     let mut good = TestDb::new("good");
     let stale = good.job(2, Some("worker-ac"), Some("10 minutes"), "acte:1");
 
-    let mut vars = fast(&[
-        ("MONITOR_STUCK_JOB_AFTER", "1s"),
-        ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
-    ]);
-    vars.push(var("good", &good));
-    vars.push((
-        "DOWN_SUPABASE_DB_URL".into(),
-        "postgres://postgres:hunter2@127.0.0.1:1/nowhere".into(),
-    ));
+    let vars = watching(
+        &[
+            ("good", &good.url),
+            ("down", "postgres://postgres:hunter2@127.0.0.1:1/nowhere"),
+        ],
+        &[
+            ("MONITOR_STUCK_JOB_AFTER", "1s"),
+            ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
+        ],
+    );
     let monitor = Monitor::start(&vars);
 
     monitor.wait_for(1, "🔄 Auto-reset stuck jobs", Some("good"), WAIT);
@@ -236,10 +232,7 @@ fn an_unreachable_project_does_not_stop_the_others() {
         .filter(|l| l["environment"] == "down" && l["level"] == "DEBUG")
         .count();
     assert!(retries >= 1, "the down project is retried");
-    assert!(
-        !monitor.raw_lines().iter().any(|l| l.contains("hunter2")),
-        "password in the logs"
-    );
+    assert!(!monitor.logged("hunter2"), "password in the logs");
 }
 
 /// A backend killed under the monitor costs at most one failed run: the
@@ -248,13 +241,15 @@ fn an_unreachable_project_does_not_stop_the_others() {
 #[test]
 fn a_killed_backend_is_replaced_on_the_next_cycle() {
     let mut db = TestDb::new("kill");
-    let mut vars = fast(&[
-        ("MONITOR_STUCK_JOB_AFTER", "1s"),
-        ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
-        // The driver's and the pool's own lines too.
-        ("RUST_LOG", "debug"),
-    ]);
-    vars.push(var("dev", &db));
+    let vars = watching(
+        &[("dev", &db.url)],
+        &[
+            ("MONITOR_STUCK_JOB_AFTER", "1s"),
+            ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
+            // The driver's and the pool's own lines too.
+            ("RUST_LOG", "debug"),
+        ],
+    );
     let monitor = Monitor::start(&vars);
     monitor.wait_for(1, "📊 System health status", Some("dev"), WAIT);
 
@@ -286,12 +281,13 @@ fn a_killed_backend_is_replaced_on_the_next_cycle() {
 #[test]
 fn sigterm_exits_zero_within_ten_seconds() {
     let db = TestDb::new("term");
-    let mut vars = fast(&[]);
-    vars.push(var("dev", &db));
-    vars.push((
-        "DOWN_SUPABASE_DB_URL".into(),
-        "postgres://postgres@127.0.0.1:1/nowhere".into(),
-    ));
+    let vars = watching(
+        &[
+            ("dev", &db.url),
+            ("down", "postgres://postgres@127.0.0.1:1/nowhere"),
+        ],
+        &[],
+    );
     let mut monitor = Monitor::start(&vars);
     monitor.wait_for(1, "📊 System health status", Some("dev"), WAIT);
     monitor.signal("TERM");

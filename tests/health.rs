@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Monitor, TestDb, fast};
+use common::{Monitor, TestDb, watching};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -20,11 +20,13 @@ fn anomalies_are_warned_repeated_on_a_clock_and_cleared() {
     for n in 0..12 {
         db.job(4, None, None, &format!("index:{n}"));
     }
-    let mut vars = fast(&[
-        ("MONITOR_HEALTH_LOG_EVERY", "1s"),
-        ("MONITOR_FAILED_JOBS_WARN", "10"),
-    ]);
-    vars.push(("DEV_SUPABASE_DB_URL".into(), db.url.clone()));
+    let vars = watching(
+        &[("dev", &db.url)],
+        &[
+            ("MONITOR_HEALTH_LOG_EVERY", "1s"),
+            ("MONITOR_FAILED_JOBS_WARN", "10"),
+        ],
+    );
     let monitor = Monitor::start(&vars);
 
     let status = monitor.wait_for(1, "📊 System health status", Some("dev"), WAIT);

@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use common::http::{addr, get, get_json, metrics, post};
-use common::{Monitor, TempDir, TestDb, command, eventually, fast, output_within};
+use common::{Monitor, TempDir, TestDb, command, eventually, output_within, watching};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -15,8 +15,7 @@ const WAIT: Duration = Duration::from_secs(30);
 /// Settings under which a hung child is noticed within seconds: the
 /// liveness limit is 3 intervals + 2 × (connect + statement timeouts).
 fn quick(db: &TestDb, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut vars = fast(&[("MONITOR_STATEMENT_TIMEOUT", "1s")]);
-    vars.push(("DEV_SUPABASE_DB_URL".into(), db.url.clone()));
+    let mut vars = watching(&[("dev", &db.url)], &[("MONITOR_STATEMENT_TIMEOUT", "1s")]);
     for (k, v) in extra {
         vars.push((k.to_string(), v.to_string()));
     }
@@ -230,12 +229,16 @@ fn metrics_move_after_a_reset() {
 #[test]
 fn status_never_shows_a_password() {
     let db = TestDb::new("secret");
-    let mut vars = fast(&[("MONITOR_STATEMENT_TIMEOUT", "1s")]);
-    vars.push(("DEV_SUPABASE_DB_URL".into(), db.url.clone()));
-    vars.push((
-        "DOWN_SUPABASE_DB_URL".into(),
-        "postgres://postgres:hunter2secret@127.0.0.1:1/x?password=hunter2secret".into(),
-    ));
+    let vars = watching(
+        &[
+            ("dev", &db.url),
+            (
+                "down",
+                "postgres://postgres:hunter2secret@127.0.0.1:1/x?password=hunter2secret",
+            ),
+        ],
+        &[("MONITOR_STATEMENT_TIMEOUT", "1s")],
+    );
     let monitor = Monitor::start(&vars);
     let addr = addr(&monitor);
     eventually("both projects ran", WAIT, || {
@@ -261,10 +264,7 @@ fn status_never_shows_a_password() {
         let (_, body) = get(addr, path);
         assert!(!body.contains("hunter2"), "{path}: {body}");
     }
-    assert!(
-        !monitor.raw_lines().join("\n").contains("hunter2"),
-        "a log line shows the password"
-    );
+    assert!(!monitor.logged("hunter2"), "a log line shows the password");
 }
 
 /// `healthcheck` exits 0 against a running monitor (also when the address
@@ -342,8 +342,7 @@ fn http_addr_is_checked_at_start_up() {
         "no database is touched first: {stderr}"
     );
 
-    let mut vars = fast(&[("MONITOR_HTTP_ADDR", "off")]);
-    vars.push(("DEV_SUPABASE_DB_URL".into(), db.url.clone()));
+    let vars = watching(&[("dev", &db.url)], &[("MONITOR_HTTP_ADDR", "off")]);
     let mut monitor = Monitor::start(&vars);
     monitor.wait_for(1, "📊 System health status", Some("dev"), WAIT);
     assert!(monitor.find("🌐", None).is_empty());

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::heartbeat::Heartbeat;
-use common::{Monitor, TestDb, fast};
+use common::{Monitor, TestDb, watching};
 use registre_actors::indexes;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -43,16 +43,13 @@ fn with_the_recommended_indexes_the_checks_heal_the_same() {
     let held_elsewhere = other.job(2, Some("worker-dead"), Some("1 second"), "acte:6");
     let not_dead = other.job(2, Some("worker-live"), Some("1 second"), "acte:7");
 
-    let mut vars = fast(&[
-        ("MONITOR_STUCK_JOB_AFTER", "5m"),
-        ("MONITOR_DEAD_WORKER_AFTER", "2s"),
-    ]);
-    for (name, db) in [("home", &home), ("other", &other)] {
-        vars.push((
-            format!("{}_SUPABASE_DB_URL", name.to_uppercase()),
-            db.url.clone(),
-        ));
-    }
+    let vars = watching(
+        &[("home", &home.url), ("other", &other.url)],
+        &[
+            ("MONITOR_STUCK_JOB_AFTER", "5m"),
+            ("MONITOR_DEAD_WORKER_AFTER", "2s"),
+        ],
+    );
     let monitor = Monitor::start(&vars);
 
     let reset = monitor.wait_for(1, "🔄 Auto-reset stuck jobs", Some("home"), WAIT);

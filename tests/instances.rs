@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Monitor, TestDb, fast};
+use common::{Monitor, TestDb, watching};
 
 const WAIT: Duration = Duration::from_secs(30);
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -29,23 +29,17 @@ fn troubled(tag: &str) -> TestDb {
     db
 }
 
+/// Settings for `dbs` (a check every second, jobs stuck after one), then
+/// `extra`.
 fn vars(dbs: &[(&str, &TestDb)], extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut vars = fast(&[
+    let base = [
         ("MONITOR_CHECK_INTERVAL", "1s"),
         ("MONITOR_STUCK_JOB_AFTER", "1s"),
         ("MONITOR_HEALTH_LOG_EVERY", "1s"),
         ("MONITOR_DEAD_WORKER_AFTER", "2s"),
-    ]);
-    for (k, v) in extra {
-        vars.push((k.to_string(), v.to_string()));
-    }
-    for (name, db) in dbs {
-        vars.push((
-            format!("{}_SUPABASE_DB_URL", name.to_uppercase()),
-            db.url.clone(),
-        ));
-    }
-    vars
+    ];
+    let projects: Vec<(&str, &str)> = dbs.iter().map(|(n, db)| (*n, db.url.as_str())).collect();
+    watching(&projects, &[&base[..], extra].concat())
 }
 
 /// How many times each job id (reset, or released with its dead worker)

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::http::{addr, get, post};
-use common::{Monitor, TempDir, TestDb, eventually, fast};
+use common::{Monitor, TempDir, TestDb, eventually, watching};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -55,15 +55,26 @@ impl FakeSystemd {
 }
 
 fn vars(db: &TestDb, systemd: &FakeSystemd) -> Vec<(String, String)> {
-    let mut vars = fast(&[
-        ("MONITOR_STATEMENT_TIMEOUT", "1s"),
-        ("MONITOR_ENABLE_FAULT_INJECTION", "true"),
-        ("NOTIFY_SOCKET", &systemd.path),
-        // A ping every 200 ms.
-        ("WATCHDOG_USEC", "400000"),
-    ]);
-    vars.push(("DEV_SUPABASE_DB_URL".into(), db.url.clone()));
-    vars
+    watching(
+        &[("dev", &db.url)],
+        &[
+            ("MONITOR_STATEMENT_TIMEOUT", "1s"),
+            ("MONITOR_ENABLE_FAULT_INJECTION", "true"),
+            ("NOTIFY_SOCKET", &systemd.path),
+            // A ping every 200 ms.
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    )
+}
+
+/// A monitor on a fresh database (named after `tag`), telling `systemd`,
+/// once it has said READY=1.
+fn ready(tag: &str) -> (TestDb, FakeSystemd, Monitor) {
+    let db = TestDb::new(tag);
+    let systemd = FakeSystemd::new();
+    let monitor = Monitor::start(&vars(&db, &systemd));
+    eventually("READY=1", WAIT, || systemd.count("READY=1") == 1);
+    (db, systemd, monitor)
 }
 
 /// READY=1 comes first (with a STATUS line), then WATCHDOG=1 again and
@@ -71,10 +82,7 @@ fn vars(db: &TestDb, systemd: &FakeSystemd) -> Vec<(String, String)> {
 /// then exits 0.
 #[test]
 fn ready_watchdog_and_stopping() {
-    let db = TestDb::new("notify");
-    let systemd = FakeSystemd::new();
-    let mut monitor = Monitor::start(&vars(&db, &systemd));
-    eventually("READY=1", WAIT, || systemd.count("READY=1") == 1);
+    let (_db, systemd, mut monitor) = ready("notify");
     let first = systemd.all()[0].clone();
     assert!(first.lines().any(|l| l == "READY=1"), "{first:?}");
     assert!(
@@ -100,10 +108,7 @@ fn ready_watchdog_and_stopping() {
 /// STOPPING=1 and exit 0.
 #[test]
 fn hangup_and_user_signals_are_logged_and_ignored() {
-    let db = TestDb::new("signals");
-    let systemd = FakeSystemd::new();
-    let mut monitor = Monitor::start(&vars(&db, &systemd));
-    eventually("READY=1", WAIT, || systemd.count("READY=1") == 1);
+    let (_db, systemd, mut monitor) = ready("signals");
     for signal in ["HUP", "USR1", "USR2"] {
         monitor.signal(signal);
         let name = format!("SIG{signal}");

@@ -12,15 +12,16 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::http::{addr, get_json, metrics};
-use common::{Monitor, TempDir, TestDb, command, eventually, fast, output_within, percent_encode};
+use common::{
+    Monitor, TempDir, TestDb, command, eventually, output_within, percent_encode, watching,
+};
 use postgres::{Client, NoTls};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
 
 fn start(url: &str) -> (Monitor, SocketAddr) {
-    let mut vars = fast(&[("MONITOR_STATEMENT_TIMEOUT", "2s")]);
-    vars.push(("DEV_SUPABASE_DB_URL".into(), url.to_string()));
+    let vars = watching(&[("dev", url)], &[("MONITOR_STATEMENT_TIMEOUT", "2s")]);
     let monitor = Monitor::start(&vars);
     let addr = addr(&monitor);
     (monitor, addr)

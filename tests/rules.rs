@@ -8,21 +8,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{Monitor, TestDb, eventually, fast};
+use common::{Monitor, TestDb, eventually, watching};
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Settings for `db` (jobs stuck after a second), then `extra`.
 fn vars_for(db: &TestDb, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut vars = fast(&[
+    let base = [
         ("MONITOR_STUCK_JOB_AFTER", "1s"),
         ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
-    ]);
-    for (k, v) in extra {
-        vars.retain(|(key, _)| key != k);
-        vars.push((k.to_string(), v.to_string()));
-    }
-    vars.push(("DEV_SUPABASE_DB_URL".into(), db.url.clone()));
-    vars
+    ];
+    watching(&[("dev", &db.url)], &[&base[..], extra].concat())
 }
 
 /// A worker claims the job again and hangs, as a poison job makes it do.

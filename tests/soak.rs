@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;
-use common::{Monitor, TestDb, fast};
+use common::{Monitor, TestDb, watching};
 use registre_actors::{Database, Project};
 use registre_monitor::commands::demo::progress::recoveries;
 use registre_monitor::commands::demo::sql;
@@ -104,17 +104,19 @@ fn chaos_soak_loses_nothing() {
     let jobs = env_number("SOAK_JOBS", 2000);
     let mut db = TestDb::new("soak");
     let proxy = Arc::new(Proxy::start());
-    let mut vars = fast(&[
-        ("MONITOR_CHECK_INTERVAL", CHECK_INTERVAL),
-        ("MONITOR_DEAD_WORKER_AFTER", DEAD_WORKER_AFTER),
-        ("MONITOR_STUCK_JOB_AFTER", STUCK_JOB_AFTER),
-        ("MONITOR_HEALTH_LOG_EVERY", "2s"),
-        ("MONITOR_CONNECT_TIMEOUT", "1s"),
-        ("MONITOR_STATEMENT_TIMEOUT", "2s"),
-        ("MONITOR_ENABLE_FAULT_INJECTION", "true"),
-        ("LOG_LEVEL", "info"),
-    ]);
-    vars.push(("SOAK_SUPABASE_DB_URL".into(), proxy.url(&db.name)));
+    let vars = watching(
+        &[("soak", &proxy.url(&db.name))],
+        &[
+            ("MONITOR_CHECK_INTERVAL", CHECK_INTERVAL),
+            ("MONITOR_DEAD_WORKER_AFTER", DEAD_WORKER_AFTER),
+            ("MONITOR_STUCK_JOB_AFTER", STUCK_JOB_AFTER),
+            ("MONITOR_HEALTH_LOG_EVERY", "2s"),
+            ("MONITOR_CONNECT_TIMEOUT", "1s"),
+            ("MONITOR_STATEMENT_TIMEOUT", "2s"),
+            ("MONITOR_ENABLE_FAULT_INJECTION", "true"),
+            ("LOG_LEVEL", "info"),
+        ],
+    );
     let mut monitor = Monitor::start(&vars);
     let http = common::http::addr(&monitor);
     monitor.wait_for(

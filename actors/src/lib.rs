@@ -27,7 +27,7 @@
 //!   the timeline of what happened, in memory, for the dashboard);
 //! - the database: [`database`] (the pool and the one way a statement is
 //!   sent), [`sql`] (every statement, one function each, atomic and timed by
-//!   the database's clock; the dashboard's own in [`sql_dashboard`]),
+//!   the database's clock; the dashboard's own in [`sql::dashboard`]),
 //!   [`project`], [`conninfo`] and [`tls`] (connection settings),
 //!   [`identifier`] (names written into statements), [`schema`] and
 //!   [`indexes`] (what the statements expect and want);
@@ -58,7 +58,6 @@ pub mod schema;
 pub mod settings;
 pub mod spelling;
 pub mod sql;
-pub mod sql_dashboard;
 pub mod state;
 pub mod stuck_job_resetter;
 pub mod supervision;

@@ -12,17 +12,23 @@ use super::cli::SettingsArgs;
 use super::duration;
 use super::{ConfigError, bad};
 
+/// `value` read by `parse`, or `default` when it is not set.
+fn or_default<T>(
+    value: &Option<String>,
+    default: T,
+    parse: impl FnOnce(&str) -> Result<T, ConfigError>,
+) -> Result<T, ConfigError> {
+    value.as_deref().map_or(Ok(default), parse)
+}
+
 fn duration_setting(
     var: &str,
     value: &Option<String>,
     default: Duration,
 ) -> Result<Duration, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(text) => {
-            duration::parse(text).map_err(|problem| bad(var, text, &problem, duration::EXPECTED))
-        }
-    }
+    or_default(value, default, |text| {
+        duration::parse(text).map_err(|problem| bad(var, text, &problem, duration::EXPECTED))
+    })
 }
 
 /// The one boolean form of every boolean setting: `true`/`false`,
@@ -42,9 +48,7 @@ pub fn boolean(var: &str, text: &str) -> Result<bool, ConfigError> {
 }
 
 fn bool_setting(var: &str, value: &Option<String>, default: bool) -> Result<bool, ConfigError> {
-    value
-        .as_deref()
-        .map_or(Ok(default), |text| boolean(var, text))
+    or_default(value, default, |text| boolean(var, text))
 }
 
 /// A column name: checked here once, written into statements quoted.
@@ -53,17 +57,16 @@ fn identifier_setting(
     value: &Option<String>,
     default: Identifier,
 ) -> Result<Identifier, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(text) => Identifier::new(text).map_err(|_| {
+    or_default(value, default, |text| {
+        Identifier::new(text).map_err(|_| {
             bad(
                 var,
                 text,
                 "is not a plain column name",
                 identifier::EXPECTED,
             )
-        }),
-    }
+        })
+    })
 }
 
 /// `MONITOR_LIVE_WORKER_GRACE`: a duration, or zero (`0`, `0s`) for none.
@@ -96,17 +99,17 @@ fn webhook_setting(value: &Option<String>) -> Result<Option<WebhookUrl>, ConfigE
 /// Reads every setting of [`Settings`] from `args`, or its default.
 pub fn settings(args: &SettingsArgs) -> Result<Settings, ConfigError> {
     let d = Settings::default();
-    let failed_jobs_warn = match &args.monitor.failed_jobs_warn {
-        None => d.failed_jobs_warn,
-        Some(text) => text.trim().parse::<u64>().map_err(|_| {
-            bad(
-                "MONITOR_FAILED_JOBS_WARN",
-                text,
-                "is not a whole number",
-                "a count such as 10 (0 or more)",
-            )
-        })?,
-    };
+    let failed_jobs_warn =
+        or_default(&args.monitor.failed_jobs_warn, d.failed_jobs_warn, |text| {
+            text.trim().parse::<u64>().map_err(|_| {
+                bad(
+                    "MONITOR_FAILED_JOBS_WARN",
+                    text,
+                    "is not a whole number",
+                    "a count such as 10 (0 or more)",
+                )
+            })
+        })?;
     let s = Settings {
         check_interval: duration_setting(
             "MONITOR_CHECK_INTERVAL",

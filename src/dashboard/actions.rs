@@ -4,9 +4,9 @@
 //! [`Auth::admit_action`](super::auth::Auth::admit_action) lets through
 //! (checked before the body is read). The body is JSON naming the project
 //! and the state the person saw; each action is one guarded statement of
-//! [`sql_dashboard`], so rows that moved on since are left alone. What
-//! changed is logged at WARN, put on the timeline and alerted, like the
-//! monitor's own actions.
+//! [`sql::dashboard`](registre_actors::sql::dashboard), so rows that moved
+//! on since are left alone. What changed is logged at WARN, put on the
+//! timeline and alerted, like the monitor's own actions.
 //!
 //! - `retry-job` `{project, id, seen}`: a failed job back to waiting,
 //!   attempts from zero, if its `updated_at` is still `seen`;
@@ -22,8 +22,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use registre_actors::alerts::Alert;
 use registre_actors::events::Event;
+use registre_actors::sql::dashboard::{self as statements, Changed, ChangedJob};
 use registre_actors::sql::{ForeignDeath, ReleasedJob};
-use registre_actors::sql_dashboard::{self, Changed};
 use registre_actors::worker_reaper::WorkersDied;
 use serde::Deserialize;
 use serde_json::json;
@@ -80,7 +80,7 @@ fn required<'a>(field: &'a Option<String>, name: &str) -> Result<&'a str, Refusa
         .ok_or_else(|| bad(&format!("missing {name}")))
 }
 
-fn as_released(jobs: &[sql_dashboard::ChangedJob]) -> Vec<ReleasedJob> {
+fn as_released(jobs: &[ChangedJob]) -> Vec<ReleasedJob> {
     jobs.iter()
         .map(|j| ReleasedJob {
             id: j.id.clone(),
@@ -172,7 +172,7 @@ async fn run(dash: &Dashboard, action: &str, body: &Body) -> Outcome {
                     Err(r) => return Ok(Err(r)),
                 };
                 dash.live.count_statement(project);
-                sql_dashboard::retry_failed_job(&db, id, seen, attempts.as_ref()).await?
+                statements::retry_failed_job(&db, id, seen, attempts.as_ref()).await?
             } else {
                 let key = match required(&body.key, "key") {
                     Ok(k)
@@ -185,7 +185,7 @@ async fn run(dash: &Dashboard, action: &str, body: &Body) -> Outcome {
                     Err(r) => return Ok(Err(r)),
                 };
                 dash.live.count_statement(project);
-                sql_dashboard::retry_failed_group(&db, key, seen, attempts.as_ref()).await?
+                statements::retry_failed_group(&db, key, seen, attempts.as_ref()).await?
             };
             let mut done = format!(
                 "retried {}",
@@ -224,7 +224,7 @@ async fn run(dash: &Dashboard, action: &str, body: &Body) -> Outcome {
                 return Ok(Err(bad("started is not a timestamp")));
             }
             dash.live.count_statement(project);
-            let changed = sql_dashboard::reset_processing_job(
+            let changed = statements::reset_processing_job(
                 &db,
                 id,
                 body.worker.as_deref(),
@@ -255,7 +255,7 @@ async fn run(dash: &Dashboard, action: &str, body: &Body) -> Outcome {
                 return Ok(Err(bad("seen is not a timestamp")));
             }
             dash.live.count_statement(project);
-            let changed = sql_dashboard::mark_worker_offline(&db, worker, seen).await?;
+            let changed = statements::mark_worker_offline(&db, worker, seen).await?;
             let done = format!(
                 "marked worker {worker} offline and released {}",
                 count(changed.count, "job", "jobs")

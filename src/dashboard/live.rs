@@ -2,8 +2,9 @@
 //!
 //! What the checks already know (counts, errors, the timeline) comes from
 //! memory. The rest (workers, long-processing jobs, failed-job groups) is
-//! one bounded statement per project ([`sql_dashboard::live_read`]), sent
-//! only when a page is drawn or an event stream is open, at most once per
+//! one bounded statement per project
+//! ([`live_read`](registre_actors::sql::dashboard::live_read)), sent only
+//! when a page is drawn or an event stream is open, at most once per
 //! [`REFRESH`] per project whatever the number of viewers (the answer is
 //! cached, and one read at a time per project), through a pool of its own
 //! of one connection, opened on first use and closed after [`IDLE_CLOSE`]
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use registre_actors::identifier::Identifier;
-use registre_actors::sql_dashboard::{self, Judging, LiveRead};
+use registre_actors::sql::dashboard::{Judging, LiveRead};
 use registre_actors::{Database, DbError, Project, Settings, sql};
 
 /// A project's live read is at most this old when shown.
@@ -203,7 +204,7 @@ impl Live {
         }
         let db = self.database(project)?;
         reader.statements.fetch_add(1, Ordering::Relaxed);
-        let result = sql_dashboard::live_read(&db, &self.judging)
+        let result = sql::dashboard::live_read(&db, &self.judging)
             .await
             .map(Arc::new);
         let snapshot = Snapshot {

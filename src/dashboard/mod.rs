@@ -266,22 +266,21 @@ struct DashboardCollector {
 
 impl Collector for DashboardCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let viewers = ConstGauge::new(self.live.viewers() as i64);
-        let e = encoder.encode_descriptor(
-            "dashboard_viewers",
-            "Dashboard event streams open now",
-            None,
-            viewers.metric_type(),
-        )?;
-        viewers.encode(e)?;
-        let pools = ConstGauge::new(self.live.open_pools() as i64);
-        let e = encoder.encode_descriptor(
-            "dashboard_pools_open",
-            "Dashboard connection pools open now (one connection at most each)",
-            None,
-            pools.metric_type(),
-        )?;
-        pools.encode(e)?;
+        for (name, help, value) in [
+            (
+                "dashboard_viewers",
+                "Dashboard event streams open now",
+                self.live.viewers(),
+            ),
+            (
+                "dashboard_pools_open",
+                "Dashboard connection pools open now (one connection at most each)",
+                self.live.open_pools(),
+            ),
+        ] {
+            let gauge = ConstGauge::new(value as i64);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
         let mut family = encoder.encode_descriptor(
             "dashboard_statements",
             "Statements the dashboard sent (live reads, probes, actions)",

@@ -25,6 +25,14 @@ pub fn addr(monitor: &Monitor) -> SocketAddr {
         .expect("a socket address")
 }
 
+/// Starts the monitor watching `projects` (see [`super::watching`]) and
+/// waits until it listens; returns it and its address.
+pub fn serve(projects: &[(&str, &str)], settings: &[(&str, &str)]) -> (Monitor, SocketAddr) {
+    let monitor = Monitor::start(&super::watching(projects, settings));
+    let addr = addr(&monitor);
+    (monitor, addr)
+}
+
 fn send(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     healthcheck::request(addr, method, path, Duration::from_secs(5))
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"))

@@ -146,6 +146,37 @@ pub fn fast(vars: &[(&str, &str)]) -> Vec<(String, String)> {
     all
 }
 
+/// The variable that makes the monitor watch project `name` at `url`.
+pub fn project(name: &str, url: &str) -> (String, String) {
+    (
+        format!("{}_SUPABASE_DB_URL", name.to_uppercase()),
+        url.to_string(),
+    )
+}
+
+/// [`fast`] settings with `settings` on top, watching each `(name, url)`.
+pub fn watching(projects: &[(&str, &str)], settings: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut vars = fast(settings);
+    vars.extend(projects.iter().map(|(name, url)| project(name, url)));
+    vars
+}
+
+/// Runs the binary with `args` and `vars` in an empty directory, to its
+/// end (killed after `timeout`); returns (exit code, stdout, stderr).
+pub fn run_binary(
+    args: &[&str],
+    vars: &[(&str, &str)],
+    timeout: Duration,
+) -> (Option<i32>, String, String) {
+    let dir = TempDir::new();
+    let out = output_within(command(args, vars, &dir), timeout);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 impl Monitor {
     /// Starts `registre-monitor run` with `vars` (see [`fast`]).
     pub fn start(vars: &[(String, String)]) -> Monitor {
@@ -191,6 +222,11 @@ impl Monitor {
     /// Every log line so far, raw.
     pub fn raw_lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
+    }
+
+    /// Whether any log line so far holds `text`.
+    pub fn logged(&self, text: &str) -> bool {
+        self.raw_lines().iter().any(|l| l.contains(text))
     }
 
     /// Every JSON log line so far.

@@ -97,6 +97,13 @@ pub fn post_json(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &
     request(addr, "POST", path, &all, &body.to_string())
 }
 
+/// `POST /login` with `token`, as the login form sends it, and `headers`.
+pub fn login(addr: SocketAddr, token: &str, headers: &[(&str, &str)]) -> Response {
+    let mut all = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    all.extend_from_slice(headers);
+    request(addr, "POST", "/login", &all, &format!("token={token}"))
+}
+
 /// An open `GET /events`, read as it comes.
 pub struct EventStream {
     stream: TcpStream,

@@ -11,9 +11,11 @@
 //! Parts: [`stage`] (the two stages a job can be stuck in, their columns,
 //! and how a job is put back), [`stuck`] (stuck jobs), [`workers`] (the dead-worker rule),
 //! [`mod@leadership`] (the election's lock), [`health`] (the counts),
-//! [`columns`] (the schema probes), [`mod@diagnose`] (the operator's snapshot).
+//! [`columns`] (the schema probes), [`mod@diagnose`] (the operator's snapshot),
+//! [`dashboard`] (the dashboard's read and a person's actions).
 
 pub mod columns;
+pub mod dashboard;
 pub mod diagnose;
 pub mod health;
 pub mod leadership;
