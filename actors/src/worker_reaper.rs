@@ -123,16 +123,25 @@ impl Check for WorkerReaper {
                 ..Reaping::default()
             };
             let steps = async {
+                // Deaths found now are freed now, before older debts.
+                let mut found = judged.died.clone();
                 if sweep {
                     let holders: Vec<String> = sql::holders_without_live_row(&db).await?;
-                    cx.fleet.judge_holders(&project, &holders, &judge);
+                    found.extend(cx.fleet.judge_holders(&project, &holders, &judge));
                 }
+                let owed: Vec<String> = found
+                    .into_iter()
+                    .chain(owed.into_iter().filter(|w| judged.died.binary_search(w).is_err()))
+                    .take(MAX_BATCHES * BATCH)
+                    .collect();
                 for batch in judged.to_mark.chunks(BATCH).take(MAX_BATCHES) {
                     out.marked.extend(sql::mark_offline(&db, batch).await?);
+                    out.marked.sort();
                 }
-                // Deaths announced during this run wait for the next one.
                 for batch in owed.chunks(BATCH) {
-                    let r = sql::release_jobs_of(&db, batch, attempts.as_ref()).await?;
+                    let mut r = sql::release_jobs_of(&db, batch, attempts.as_ref()).await?;
+                    // Sorted here: the database's collation is not Rust's order.
+                    r.remaining.sort();
                     let paid: Vec<String> = batch
                         .iter()
                         .filter(|w| r.remaining.binary_search(w).is_err())
