@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::database::{Database, DbError};
 use crate::identifier::Identifier;
-use crate::sql::literal;
+use crate::sql::{PROCESSING, literal, stage::seconds_since};
 
 /// Workers listed (all those not offline first, trouble first; then the
 /// ones gone offline in the last hour).
@@ -43,12 +43,6 @@ pub const OFFLINE_LISTED_FOR: Duration = Duration::from_secs(3600);
 /// A key rather than the message itself: messages can be long (stack
 /// traces), and the key identifies the group exactly.
 const GROUP_KEY: &str = "CASE WHEN error_message IS NULL THEN 'null' ELSE md5(error_message) END";
-
-/// How long a processing job has been at it, in whole seconds (as
-/// `sql::reset_stuck` judges it: by `processing_started_at`, or
-/// `updated_at` when that is missing).
-const PROCESSING_SECONDS: &str =
-    "floor(extract(epoch FROM now() - coalesce(processing_started_at, updated_at)))::bigint";
 
 fn interval(d: Duration) -> String {
     format!("interval '{} milliseconds'", d.as_millis())
@@ -168,7 +162,7 @@ pub fn live_read_sql(j: &Judging) -> String {
     format!(
         "WITH w AS (
             SELECT worker_id, status, current_job_id, last_heartbeat, jobs_completed, jobs_failed,
-                   floor(extract(epoch FROM now() - last_heartbeat))::bigint AS age,
+                   {age} AS age,
                    {health} AS health
             FROM worker_status
         ), ranked AS (
@@ -181,7 +175,7 @@ pub fn live_read_sql(j: &Judging) -> String {
             LIMIT {WORKERS_LIMIT}
         ), long_jobs AS (
             SELECT id, worker_id, document_source, document_number, processing_started_at,
-                   {PROCESSING_SECONDS} AS seconds
+                   {seconds} AS seconds
             FROM extraction_queue
             WHERE {long}
             ORDER BY coalesce(processing_started_at, updated_at), id
@@ -230,13 +224,17 @@ pub fn live_read_sql(j: &Judging) -> String {
             'failedGroups', (SELECT coalesce(json_agg(json_build_object(
                     'key', key, 'message', message, 'count', n,
                     'firstSeen', first_seen, 'lastSeen', last_seen, 'jobs', jobs,
-                    'firstSeenAgo', floor(extract(epoch FROM now() - first_seen))::bigint,
-                    'lastSeenAgo', floor(extract(epoch FROM now() - last_seen))::bigint)
+                    'firstSeenAgo', coalesce({first_ago}, 0),
+                    'lastSeenAgo', coalesce({last_ago}, 0))
                   ORDER BY n DESC, last_seen DESC, key), '[]')
                 FROM groups),
             'failedGroupsCount', (SELECT count(DISTINCT key) FROM failed),
             'failedTotal', (SELECT count(*) FROM failed))",
         offline_listed = interval(OFFLINE_LISTED_FOR),
+        age = seconds_since("last_heartbeat"),
+        seconds = PROCESSING.seconds(""), // as the resetter judges it
+        first_ago = seconds_since("first_seen"),
+        last_ago = seconds_since("last_seen"),
         stuck_ms = j.stuck_after.as_millis(),
     )
 }
@@ -377,7 +375,7 @@ pub fn reset_processing_job_sql(
     });
     format!(
         "WITH target AS (
-            SELECT id, worker_id, {PROCESSING_SECONDS} AS seconds
+            SELECT id, worker_id, {seconds} AS seconds
             FROM extraction_queue
             WHERE id = {id}::uuid AND status_id = 2
               AND worker_id IS NOT DISTINCT FROM {worker}
@@ -395,6 +393,7 @@ pub fn reset_processing_job_sql(
         )
         {json})",
         id = literal(id),
+        seconds = PROCESSING.seconds(""), // as the resetter judges it
         json = changed_json(", 'worker', worker, 'seconds', seconds"),
     )
 }
@@ -440,9 +439,7 @@ pub fn mark_worker_offline_sql(worker: &str, seen_heartbeat: Option<&str>) -> St
         {json},
             'worker', (SELECT worker_id FROM gone))",
         worker = literal(worker),
-        q_seconds = PROCESSING_SECONDS
-            .replace("processing_started_at", "q.processing_started_at")
-            .replace("updated_at", "q.updated_at"),
+        q_seconds = PROCESSING.seconds("q."),
         json = changed_json(", 'worker', worker, 'seconds', seconds"),
     )
 }
