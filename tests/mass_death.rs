@@ -36,6 +36,23 @@ fn memory(pid: u32) -> (u64, u64) {
 fn a_hundred_thousand_deaths_are_healed_in_batches_everywhere() {
     let mut dev = TestDb::new("md_dev");
     let mut prod = TestDb::new("md_prod");
+    let mut vars = fast(&[
+        ("MONITOR_STUCK_JOB_AFTER", "1h"),
+        ("MONITOR_DEAD_WORKER_AFTER", "2s"),
+        ("MONITOR_STATEMENT_TIMEOUT", "1s"),
+        ("MONITOR_CHECK_INTERVAL", "500ms"),
+    ]);
+    vars.push(var("dev", &dev));
+    vars.push(var("prod", &prod));
+    let monitor = Monitor::start(&vars);
+    // Idle first, on the empty projects; then they all die at once.
+    monitor.wait_for(
+        2,
+        "📊 System health status",
+        Some("dev"),
+        Duration::from_secs(30),
+    );
+    let (idle_rss, _) = memory(monitor.pid());
     dev.exec(&format!(
         "INSERT INTO worker_status (worker_id, status, last_heartbeat)
            SELECT 'w-' || i, 'busy', now() - interval '1 hour' FROM generate_series(1, {DEAD}) i;
@@ -49,24 +66,6 @@ fn a_hundred_thousand_deaths_are_healed_in_batches_everywhere() {
            SELECT 2, 'w-' || (i * 97), now(), 'acte', i::text FROM generate_series(1, 1000) i;
          ANALYZE",
     );
-    let mut vars = fast(&[
-        ("MONITOR_STUCK_JOB_AFTER", "1h"),
-        ("MONITOR_DEAD_WORKER_AFTER", "2s"),
-        ("MONITOR_STATEMENT_TIMEOUT", "1s"),
-        ("MONITOR_CHECK_INTERVAL", "500ms"),
-    ]);
-    vars.push(var("dev", &dev));
-    vars.push(var("prod", &prod));
-    let monitor = Monitor::start(&vars);
-    let (idle_rss, _) = {
-        monitor.wait_for(
-            1,
-            "📊 System health status",
-            Some("dev"),
-            Duration::from_secs(30),
-        );
-        memory(monitor.pid())
-    };
     let held = "SELECT count(*) FROM extraction_queue WHERE status_id = 2";
     common::eventually("every dev job back", Duration::from_secs(240), || {
         dev.count(held) == 0

@@ -79,6 +79,7 @@ pub struct Database {
     /// The project's name, the scope its work runs in.
     project: Arc<str>,
     pool: Pool,
+    tls: MakeRustlsConnect, // for cancel requests (`in_flight`)
     connect_timeout: Duration,
     statement_timeout: Duration,
 }
@@ -292,6 +293,7 @@ impl Database {
         Database {
             project: name,
             pool,
+            tls: project.tls.connector(),
             connect_timeout,
             statement_timeout,
         }
@@ -363,7 +365,9 @@ impl Database {
         // The server's timeout should fire first; this one is for a network
         // that stopped answering.
         let deadline = self.statement_timeout + self.connect_timeout;
-        let result = tokio::time::timeout(deadline, client.simple_query(&request)).await;
+        let sent = client.simple_query(&request);
+        let sent = crate::in_flight::every_project().track(&self.project, client, &self.tls, sent);
+        let result = tokio::time::timeout(deadline, sent).await;
         let messages = match result {
             Ok(Ok(messages)) => messages,
             Ok(Err(e)) => return Err(SendError::Failed(e.into())),

@@ -26,7 +26,8 @@
 //!   model and its queue), [`history`] and [`events`] (counts over time and
 //!   the timeline of what happened, in memory, for the dashboard);
 //! - the database: [`database`] (the pool and the one way a statement is
-//!   sent), [`sql`] (every statement, one function each, atomic and timed by
+//!   sent; [`in_flight`]: the statements running, cancelled at shutdown),
+//!   [`sql`] (every statement, one function each, atomic and timed by
 //!   the database's clock; the dashboard's own in [`sql::dashboard`]),
 //!   [`project`], [`conninfo`] and [`tls`] (connection settings),
 //!   [`identifier`] (names written into statements), [`schema`] and
@@ -48,6 +49,7 @@ pub mod health_reporter;
 pub mod histogram;
 pub mod history;
 pub mod identifier;
+pub mod in_flight;
 pub mod indexes;
 pub mod kind;
 pub mod leader;

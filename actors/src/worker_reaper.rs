@@ -131,7 +131,10 @@ impl Check for WorkerReaper {
                 }
                 let owed: Vec<String> = found
                     .into_iter()
-                    .chain(owed.into_iter().filter(|w| judged.died.binary_search(w).is_err()))
+                    .chain(
+                        owed.into_iter()
+                            .filter(|w| judged.died.binary_search(w).is_err()),
+                    )
                     .take(MAX_BATCHES * BATCH)
                     .collect();
                 for batch in judged.to_mark.chunks(BATCH).take(MAX_BATCHES) {

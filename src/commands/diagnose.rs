@@ -221,7 +221,7 @@ fn project_tables(out: &mut String, p: &ProjectReport, style: Style) {
         .iter()
         .map(|j| {
             vec![
-                cell(j.status_id.to_string()),
+                cell(j.status_id.map_or("NULL".to_string(), |id| id.to_string())),
                 cell(j.name.as_deref().unwrap_or("(not in extraction_status)")),
                 cell(j.count.to_string()),
             ]

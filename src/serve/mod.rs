@@ -12,10 +12,12 @@ pub mod notify;
 pub mod webhook;
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
 use registre_actors::alerts::AlertSink;
+use registre_actors::in_flight;
 use registre_actors::{MonitorState, Settings, Supervisor};
 
 use crate::config::Config;
@@ -67,12 +69,31 @@ pub fn run(config: Config) -> Result<(), RunError> {
         };
         log::info!("🛑 Shutting down");
         notify::stopping();
+        cancel_statements().await;
         if let Some(server) = server {
             server.stop(true).await;
         }
         System::current().stop();
         outcome
     })
+}
+
+/// How long shutdown gives the statements in flight to be cancelled.
+const CANCEL_WITHIN: Duration = Duration::from_secs(2);
+
+/// Cancels the statements still running on the servers (a reset waiting on
+/// a lock would otherwise run on, and could commit, after the exit), and
+/// says so; from then on no statement is sent.
+async fn cancel_statements() {
+    let cancelled = in_flight::every_project().cancel_all(CANCEL_WITHIN).await;
+    if cancelled.count > 0 {
+        log::warn!(count = cancelled.count, environments:serde = cancelled.environments;
+            "🛑 Cancelled the statements still running");
+    }
+    if cancelled.failed > 0 {
+        log::warn!(count = cancelled.failed;
+            "🛑 Could not cancel every statement still running: the server ends them at their statement timeout");
+    }
 }
 
 /// With a webhook, alerts go to a queue its sender empties.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::stage::{ReleasedJob, released_json};
+use super::stage::{ReleasedJob, released_json, seconds_since};
 use super::stuck::stuck_rows;
 use super::{interval, literal};
 use crate::database::{Database, DbError};
@@ -30,7 +30,9 @@ pub struct WorkerRow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusCount {
-    pub status_id: i32,
+    /// `None` for jobs whose `status_id` is null (a schema without the
+    /// `NOT NULL` of `sql/schema.sql`).
+    pub status_id: Option<i32>,
     /// From `extraction_status`; `None` for an id the lookup lacks.
     pub name: Option<String>,
     pub count: i64,
@@ -73,13 +75,13 @@ pub async fn diagnose(
         "SELECT json_build_object(
             'workers', (SELECT coalesce(json_agg(json_build_object(
                     'id', worker_id, 'status', status,
-                    'heartbeatAgeSeconds', floor(extract(epoch FROM now() - last_heartbeat))::bigint,
+                    'heartbeatAgeSeconds', {heartbeat_age},
                     'currentJob', current_job_id, 'jobsCompleted', jobs_completed, 'jobsFailed', jobs_failed,
                     'alive', status IS DISTINCT FROM 'offline' AND coalesce(last_heartbeat >= now() - {dead}, false))
                   ORDER BY worker_id), '[]') FROM worker_status),
             'jobs', (SELECT coalesce(json_agg(json_build_object('statusId', coalesce(s.id, c.status_id), 'name', s.name,
                                                                'count', coalesce(c.n, 0))
-                                             ORDER BY coalesce(s.id, c.status_id)), '[]')
+                                             ORDER BY coalesce(s.id, c.status_id) NULLS LAST), '[]')
                      FROM extraction_status s
                      FULL JOIN (SELECT status_id, count(*) AS n FROM extraction_queue GROUP BY status_id) c
                        ON c.status_id = s.id),
@@ -88,6 +90,7 @@ pub async fn diagnose(
             'presentIndexes', (SELECT coalesce(json_agg(indexname::text ORDER BY indexname), '[]') FROM pg_indexes
                                WHERE schemaname = current_schema() AND indexname IN ({names})))",
         dead = interval(dead_after),
+        heartbeat_age = seconds_since("last_heartbeat"),
         stuck_json = released_json(false),
         stuck = stuck_rows(stuck_after),
     );

@@ -28,6 +28,30 @@ pub const STUCK_FAILED_MESSAGE: &str = "Failed by health monitor - stuck in proc
 /// The limit of a job whose `max_attempts` is null (the schema's default).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
+/// The largest value an attempts counter is given (an `integer`'s): a
+/// counter already there stays there rather than overflow.
+pub const MAX_COUNTER: i64 = i32::MAX as i64;
+
+/// Ages are clamped to this many seconds either way (about 317,000 years,
+/// beyond any finite timestamp's distance from now): an `'infinity'` or
+/// `'-infinity'` timestamp gets an age instead of an error.
+pub const MAX_AGE_SECONDS: i64 = 10_000_000_000_000;
+
+/// Whole seconds from the SQL timestamp `ts` to the database's `now()`
+/// (negative when `ts` is in the future), NULL when `ts` is. Never fails,
+/// whatever `ts` holds: `now() - 'infinity'` and the `bigint` of an
+/// infinite epoch both raise errors, so the two epochs are subtracted
+/// (infinite values are numbers there) and the result clamped to
+/// [`MAX_AGE_SECONDS`].
+pub fn seconds_since(ts: &str) -> String {
+    // `greatest` and `least` ignore a NULL: the CASE keeps it.
+    format!(
+        "CASE WHEN {ts} IS NOT NULL THEN least(greatest(\
+         floor(extract(epoch FROM now()) - extract(epoch FROM {ts})), \
+         -{MAX_AGE_SECONDS}), {MAX_AGE_SECONDS})::bigint END"
+    )
+}
+
 /// One stage of a job, as the stuck rule sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stage {
@@ -129,12 +153,10 @@ impl Stage {
         format!("coalesce({table}{}, {table}updated_at)", self.started_at)
     }
 
-    /// How long the job has been in the stage, in whole seconds.
+    /// How long the job has been in the stage, in whole seconds (see
+    /// [`seconds_since`]; 0 when it has no time at all).
     pub(crate) fn seconds(&self, table: &str) -> String {
-        format!(
-            "floor(extract(epoch FROM now() - {}))::bigint",
-            self.since(table)
-        )
+        format!("coalesce({}, 0)", seconds_since(&self.since(table)))
     }
 
     /// The one definition of a job stuck in this stage: in it since before
@@ -152,6 +174,12 @@ impl Stage {
     /// the `q` alias back, with `message` (SQL) in the stage's message
     /// column: plain, or with the attempt counted (and given up on at its
     /// limit) when `attempts` is given. The caller clears the worker.
+    ///
+    /// No value of the row makes it fail: the count is computed as
+    /// `numeric` (no overflow, whatever the counter holds), a null counter
+    /// counts as 0 and a null limit as [`DEFAULT_MAX_ATTEMPTS`], and a
+    /// counter already at [`MAX_COUNTER`] or beyond is left as it is (the
+    /// job then ends failed, unless its limit is higher still).
     pub(crate) fn put_back(
         &self,
         attempts: Option<&AttemptColumns>,
@@ -165,7 +193,8 @@ impl Stage {
             );
         };
         let a = &cols.attempts;
-        let n = format!("(coalesce(q.{a}, 0) + 1)");
+        let n = format!("(coalesce(q.{a}, 0)::numeric + 1)");
+        let stored = format!("CASE WHEN {n} > {MAX_COUNTER} THEN q.{a} ELSE {n} END");
         let max = match cols.max {
             Some(max) => format!("coalesce(q.{max}, {DEFAULT_MAX_ATTEMPTS})"),
             None => DEFAULT_MAX_ATTEMPTS.to_string(),
@@ -176,7 +205,7 @@ impl Stage {
             literal(STUCK_FAILED_MESSAGE)
         );
         let mut set = format!(
-            "status_id = CASE WHEN {give_up} THEN 4 ELSE {back_to} END, {a} = {n}, \
+            "status_id = CASE WHEN {give_up} THEN 4 ELSE {back_to} END, {a} = {stored}, \
              {column} = CASE WHEN {give_up} THEN {failed_text} ELSE {message} END"
         );
         // A failed job says why in `error_message`, whatever the stage.
@@ -202,7 +231,7 @@ mod tests {
         };
         let (set, returning) = PROCESSING.put_back(Some(&cols), "'m'");
         assert!(
-            set.contains("(coalesce(q.\"attemtps\", 0) + 1) >= 3"),
+            set.contains("(coalesce(q.\"attemtps\", 0)::numeric + 1) >= 3"),
             "{set}"
         );
         assert_eq!(set.matches("error_message = CASE").count(), 1, "{set}");

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{GROUP_KEY, MESSAGE_MAX_CHARS, PROCESSING_SECONDS};
+use super::{GROUP_KEY, MESSAGE_MAX_CHARS, processing_seconds};
 use crate::database::{Database, DbError};
 use crate::identifier::Identifier;
 use crate::sql::literal;
@@ -153,7 +153,7 @@ pub fn reset_processing_job_sql(
     let started = timestamp_or_null(started_at);
     format!(
         "WITH target AS (
-            SELECT id, worker_id, {PROCESSING_SECONDS} AS seconds
+            SELECT id, worker_id, {seconds} AS seconds
             FROM extraction_queue
             WHERE id = {id}::uuid AND status_id = 2
               AND worker_id IS NOT DISTINCT FROM {worker}
@@ -171,6 +171,7 @@ pub fn reset_processing_job_sql(
         )
         {json})",
         id = literal(id),
+        seconds = processing_seconds(),
         json = changed_json(", 'worker', worker, 'seconds', seconds"),
     )
 }
@@ -214,9 +215,7 @@ pub fn mark_worker_offline_sql(worker: &str, seen_heartbeat: Option<&str>) -> St
         {json},
             'worker', (SELECT worker_id FROM gone))",
         worker = literal(worker),
-        q_seconds = PROCESSING_SECONDS
-            .replace("processing_started_at", "q.processing_started_at")
-            .replace("updated_at", "q.updated_at"),
+        q_seconds = crate::sql::PROCESSING.seconds("q."),
         json = changed_json(", 'worker', worker, 'seconds', seconds"),
     )
 }

@@ -34,11 +34,11 @@ pub const MESSAGE_MAX_CHARS: u32 = 500;
 /// traces), and the key identifies the group exactly.
 const GROUP_KEY: &str = "CASE WHEN error_message IS NULL THEN 'null' ELSE md5(error_message) END";
 
-/// How long a processing job has been at it, in whole seconds (as
-/// `sql::reset_stuck` judges it: by `processing_started_at`, or
-/// `updated_at` when that is missing).
-const PROCESSING_SECONDS: &str =
-    "floor(extract(epoch FROM now() - coalesce(processing_started_at, updated_at)))::bigint";
+/// How long a processing job has been at it, in whole seconds, as
+/// `sql::reset_stuck` judges it (clamped: an infinite time is no error).
+fn processing_seconds() -> String {
+    crate::sql::PROCESSING.seconds("")
+}
 
 #[cfg(test)]
 mod tests {

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{GROUP_KEY, MESSAGE_MAX_CHARS, PROCESSING_SECONDS};
+use super::{GROUP_KEY, MESSAGE_MAX_CHARS, processing_seconds};
 use crate::database::{Database, DbError};
 use crate::sql::interval;
+use crate::sql::stage::seconds_since;
 
 /// Workers listed (all those not offline first, trouble first; then the
 /// ones gone offline in the last hour).
@@ -137,7 +138,7 @@ pub fn live_read_sql(j: &Judging) -> String {
     format!(
         "WITH w AS (
             SELECT worker_id, status, current_job_id, last_heartbeat, jobs_completed, jobs_failed,
-                   floor(extract(epoch FROM now() - last_heartbeat))::bigint AS age,
+                   {age} AS age,
                    {health} AS health
             FROM worker_status
         ), ranked AS (
@@ -150,7 +151,7 @@ pub fn live_read_sql(j: &Judging) -> String {
             LIMIT {WORKERS_LIMIT}
         ), long_jobs AS (
             SELECT id, worker_id, document_source, document_number, processing_started_at,
-                   {PROCESSING_SECONDS} AS seconds
+                   {seconds} AS seconds
             FROM extraction_queue
             WHERE {long}
             ORDER BY coalesce(processing_started_at, updated_at), id
@@ -199,13 +200,17 @@ pub fn live_read_sql(j: &Judging) -> String {
             'failedGroups', (SELECT coalesce(json_agg(json_build_object(
                     'key', key, 'message', message, 'count', n,
                     'firstSeen', first_seen, 'lastSeen', last_seen, 'jobs', jobs,
-                    'firstSeenAgo', floor(extract(epoch FROM now() - first_seen))::bigint,
-                    'lastSeenAgo', floor(extract(epoch FROM now() - last_seen))::bigint)
+                    'firstSeenAgo', coalesce({first_ago}, 0),
+                    'lastSeenAgo', coalesce({last_ago}, 0))
                   ORDER BY n DESC, last_seen DESC, key), '[]')
                 FROM groups),
             'failedGroupsCount', (SELECT count(DISTINCT key) FROM failed),
             'failedTotal', (SELECT count(*) FROM failed))",
         offline_listed = interval(OFFLINE_LISTED_FOR),
+        age = seconds_since("last_heartbeat"),
+        seconds = processing_seconds(),
+        first_ago = seconds_since("first_seen"),
+        last_ago = seconds_since("last_seen"),
         stuck_ms = j.stuck_after.as_millis(),
     )
 }
