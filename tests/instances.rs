@@ -87,9 +87,10 @@ fn cycles(monitors: &[&Monitor], env: &str, n: usize) {
     }
 }
 
-/// Two monitor processes started together on the same two projects: per
-/// project exactly one says it acts and the other that it stands by (in
-/// logs, `/status` and `/metrics`); each
+/// Two monitor processes started together on the same two projects, with
+/// no lease table (the advisory lock decides): per project exactly one says
+/// it acts and speaks, and the other that it heals as a backup (in logs,
+/// `/status` and `/metrics`); each
 /// stuck job's reset and each dead worker is reported exactly once across
 /// both, cycle after cycle. Killing the acting one with SIGKILL, the other
 /// acts within two check intervals and heals what gets stuck after.
@@ -123,21 +124,22 @@ fn two_monitors_act_once_and_the_survivor_takes_over() {
             .collect();
         assert_eq!(acting.len(), 1, "{env}: one instance acts");
         let standby = 1 - acting[0];
-        let lines = both[standby].find("💤 Standing by", Some(env));
-        assert_eq!(lines.len(), 1, "{env}: the other stands by");
+        let lines = both[standby].find("🛟 Healing as backup", Some(env));
+        assert_eq!(lines.len(), 1, "{env}: the other is a backup");
+        assert!(both[standby].find("💤", Some(env)).is_empty());
         assert!(
             lines[0]["actingInstance"]
                 .as_str()
                 .unwrap()
                 .ends_with(&format!(":{}", both[acting[0]].pid())),
-            "the standby names the acting instance: {}",
+            "the backup names the acting instance: {}",
             lines[0]
         );
         // Only the acting instance warns about the project's anomalies.
         assert!(!both[acting[0]].find("⚠️", Some(env)).is_empty());
         assert!(both[standby].find("⚠️", Some(env)).is_empty());
         // `/status` and `/metrics` say the same.
-        for (i, role) in [(acting[0], "acting"), (standby, "standby")] {
+        for (i, role) in [(acting[0], "acting"), (standby, "backup")] {
             let addr = common::http::addr(both[i]);
             let (_, status) = common::http::get_json(addr, "/status");
             let p = &status["projects"][env];
@@ -150,6 +152,8 @@ fn two_monitors_act_once_and_the_survivor_takes_over() {
             let m = common::http::metrics(addr);
             let gauge = m[&format!("registre_monitor_acting{{environment=\"{env}\"}}")];
             assert_eq!(gauge, f64::from(u8::from(role == "acting")));
+            let healing = m[&format!("registre_monitor_healing{{environment=\"{env}\"}}")];
+            assert_eq!(healing, 1.0, "a backup heals too");
         }
         if env == "a" {
             acting_for_a = Some(acting[0]);

@@ -174,6 +174,7 @@ fn role(p: &ProjectState) -> String {
             Some(other) => format!("standing by ({} acts)", escape(other)),
             None => "standing by".into(),
         },
+        Role::Backup => "healing as backup".into(),
         Role::Undecided => "role not decided yet".into(),
     }
 }
