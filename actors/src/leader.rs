@@ -43,7 +43,7 @@ use crate::role::Role;
 use crate::settings::Settings;
 use crate::sql::{self, Leadership, Lease};
 use crate::state::MonitorState;
-use crate::verdict::{self, Verdict};
+use crate::verdict::{self, LockRun, Verdict};
 
 /// Supabase's transaction-mode pooler (Supavisor) listens here; a session
 /// lock taken through it would stay on a server connection after its
@@ -165,14 +165,18 @@ impl Check for LeaderElection {
     }
 
     fn on_success(&mut self, found: Found, to: &Reporting<'_>) {
-        let interval = to.settings.check_interval;
         let (verdict, mode) = match &found {
             Found::Nothing if self.session.off => return,
             Found::Nothing => (Verdict::Alone, "none"),
             Found::Lease(lease) => (verdict::judge_lease(lease), "lease"),
             Found::Lock { found, fresh } => {
-                let last_pid = self.session.pid.load(Ordering::SeqCst);
-                let v = verdict::judge_lock(to.role, last_pid, found, *fresh, interval);
+                let run = LockRun {
+                    before: to.role,
+                    last_pid: self.session.pid.load(Ordering::SeqCst),
+                    fresh: *fresh,
+                    check_interval: to.settings.check_interval,
+                };
+                let v = verdict::judge_lock(&run, found);
                 if v == Verdict::Acting {
                     self.session.pid.store(found.pid, Ordering::SeqCst);
                 }

@@ -79,22 +79,31 @@ pub fn judge_lease(lease: &Lease) -> Verdict {
     }
 }
 
-/// Judges a lock run: `before` is the role until now, `last_pid` the
-/// backend that took the lock, `fresh` whether this run opened the session.
-pub fn judge_lock(
-    before: Role,
-    last_pid: i64,
-    found: &Leadership,
-    fresh: bool,
-    check_interval: Duration,
-) -> Verdict {
-    if found.acting && before == Role::Acting && !fresh && last_pid != found.pid {
+/// What a lock run is judged with besides its finding.
+#[derive(Debug, Clone, Copy)]
+pub struct LockRun {
+    /// The role until now.
+    pub before: Role,
+    /// The backend that took the lock.
+    pub last_pid: i64,
+    /// Whether this run opened the session.
+    pub fresh: bool,
+    pub check_interval: Duration,
+}
+
+/// Judges a lock run. A sign of a transaction pooler under the session:
+/// the lock held, but on another backend than the one that took it. (The
+/// lock held elsewhere under this instance's own name is no sign: several
+/// projects may be one database.)
+pub fn judge_lock(run: &LockRun, found: &Leadership) -> Verdict {
+    let moved = run.before == Role::Acting && !run.fresh && run.last_pid != found.pid;
+    if found.acting && moved {
         return Verdict::Pooler;
     }
     if found.acting {
         return Verdict::Acting;
     }
-    let holder = found.holder_instance();
+    let (holder, check_interval) = (found.holder_instance(), run.check_interval);
     let idle = Duration::from_millis(found.holder_idle_ms.unwrap_or(0).max(0) as u64);
     if idle > check_interval * ORPHANED_AFTER_INTERVALS {
         Verdict::Orphaned { holder, idle }
@@ -118,11 +127,19 @@ mod tests {
         }
     }
 
+    fn run(before: Role, last_pid: i64, fresh: bool) -> LockRun {
+        LockRun {
+            before,
+            last_pid,
+            fresh,
+            check_interval: SECOND,
+        }
+    }
+
     #[test]
     fn another_backend_under_the_same_session_is_a_pooler() {
         let acting = Role::Acting;
-        let judge =
-            |before, last, f: &Leadership, fresh| judge_lock(before, last, f, fresh, SECOND);
+        let judge = |before, last, f: &Leadership, fresh| judge_lock(&run(before, last, fresh), f);
         assert_eq!(
             judge(acting, 7, &found(true, 8, None), false),
             Verdict::Pooler
@@ -138,25 +155,27 @@ mod tests {
         );
         let first = found(true, 8, None);
         assert_eq!(judge(Role::Undecided, 0, &first, false), Verdict::Acting);
+        // Our own name on the lock elsewhere: another project, same database.
+        let mine = Leadership {
+            holder: Some("registre-monitor me:1".into()),
+            ..found(false, 8, None)
+        };
+        let same = Verdict::Backup(Some("me:1".into()));
+        assert_eq!(judge(Role::Backup, 7, &mine, false), same);
     }
 
     #[test]
     fn another_session_holding_the_lock_makes_a_backup_unless_idle_for_three_intervals() {
-        let judge = |idle| judge_lock(Role::Backup, 7, &found(false, 7, idle), false, SECOND);
+        let judge = |idle| judge_lock(&run(Role::Backup, 7, false), &found(false, 7, idle));
         let host = Some("host:42".to_string());
         assert_eq!(judge(None), Verdict::Backup(host.clone()));
         assert_eq!(judge(Some(2_900)), Verdict::Backup(host.clone()));
         assert_eq!(judge(Some(3_000)), Verdict::Backup(host.clone()));
         let idle = Duration::from_millis(3_001);
-        assert_eq!(
-            judge(Some(3_001)),
-            Verdict::Orphaned {
-                holder: host.clone(),
-                idle
-            }
-        );
-        assert_eq!(judge(Some(3_001)).role(), Role::Undecided);
-        assert!(judge(Some(3_001)).role().speaks() && judge(None).role().acts());
+        let orphaned = Verdict::Orphaned { holder: host, idle };
+        assert_eq!(judge(Some(3_001)), orphaned);
+        assert_eq!(orphaned.role(), Role::Undecided);
+        assert!(orphaned.role().speaks() && judge(None).role().acts());
     }
 
     #[test]
