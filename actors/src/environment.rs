@@ -93,8 +93,9 @@ impl Environment {
         let pooled = leader::is_transaction_pooler(&project);
         let off = settings.leader_election == ElectionMode::Off;
         let alone = off || pooled;
-        // With an election, one of the project's connections is the
-        // session that holds the lock; the checks share the other.
+        // With an election, one of the project's connections is kept for
+        // the session that holds the lock (never opened where the lease
+        // table exists); the checks share the other.
         let pool_size = if alone {
             MAX_CONNECTIONS
         } else {
