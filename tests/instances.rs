@@ -3,94 +3,15 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use common::{Monitor, TestDb, watching};
+use common::Monitor;
+use common::fleet::{INTERVAL, WAIT, cycles, reports, troubled, vars, wait_reported};
 
-const WAIT: Duration = Duration::from_secs(30);
-const INTERVAL: Duration = Duration::from_secs(1);
-
-/// Each project: three stuck jobs and two dead workers holding a job each.
-fn troubled(tag: &str) -> TestDb {
-    let mut db = TestDb::new(tag);
-    for n in 0..3 {
-        db.job(
-            2,
-            Some("worker-hung"),
-            Some("10 minutes"),
-            &format!("acte:{n}"),
-        );
-    }
-    for w in ["worker-dead-1", "worker-dead-2"] {
-        db.worker(w, "busy", "10 minutes");
-        db.job(2, Some(w), Some("1 second"), "index:9");
-    }
-    db
-}
-
-/// Settings for `dbs` (a check every second, jobs stuck after one), then
-/// `extra`.
-fn vars(dbs: &[(&str, &TestDb)], extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let base = [
-        ("MONITOR_CHECK_INTERVAL", "1s"),
-        ("MONITOR_STUCK_JOB_AFTER", "1s"),
-        ("MONITOR_HEALTH_LOG_EVERY", "1s"),
-        ("MONITOR_DEAD_WORKER_AFTER", "2s"),
-    ];
-    let projects: Vec<(&str, &str)> = dbs.iter().map(|(n, db)| (*n, db.url.as_str())).collect();
-    watching(&projects, &[&base[..], extra].concat())
-}
-
-/// How many times each job id (reset, or released with its dead worker)
-/// and each dead worker was reported, across every monitor, for `env`.
-fn reports(monitors: &[&Monitor], env: &str) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
-    let (mut jobs, mut workers) = (BTreeMap::new(), BTreeMap::new());
-    for m in monitors {
-        for line in m.find("🔄 Auto-reset stuck jobs", Some(env)) {
-            for j in line["jobs"].as_array().unwrap() {
-                *jobs
-                    .entry(j["id"].as_str().unwrap().to_string())
-                    .or_default() += 1;
-            }
-        }
-        for line in m.find("💀 Cleaned up dead workers", Some(env)) {
-            for w in line["workers"].as_array().unwrap() {
-                *workers.entry(w.as_str().unwrap().to_string()).or_default() += 1;
-            }
-            // A dead worker's jobs come back with it, not as stuck jobs.
-            for j in line["releasedJobs"].as_array().unwrap() {
-                *jobs
-                    .entry(j["id"].as_str().unwrap().to_string())
-                    .or_default() += 1;
-            }
-        }
-    }
-    (jobs, workers)
-}
-
-fn wait_reported(monitors: &[&Monitor], env: &str, jobs: usize, workers: usize) {
-    common::eventually(
-        &format!("{jobs} resets and {workers} deaths reported in {env}"),
-        WAIT,
-        || {
-            let (j, w) = reports(monitors, env);
-            j.len() >= jobs && w.len() >= workers
-        },
-    );
-}
-
-/// Lets a few more cycles pass in every monitor.
-fn cycles(monitors: &[&Monitor], env: &str, n: usize) {
-    for m in monitors {
-        let seen = m.find("📊 System health status", Some(env)).len();
-        m.wait_for(seen + n, "📊 System health status", Some(env), WAIT);
-    }
-}
-
-/// Two monitor processes started together on the same two projects: per
-/// project exactly one says it acts and the other that it stands by (in
-/// logs, `/status` and `/metrics`); each
+/// Two monitor processes started together on the same two projects, with
+/// no lease table (the advisory lock decides): per project exactly one says
+/// it acts and speaks, and the other that it heals as a backup (in logs,
+/// `/status` and `/metrics`); each
 /// stuck job's reset and each dead worker is reported exactly once across
 /// both, cycle after cycle. Killing the acting one with SIGKILL, the other
 /// acts within two check intervals and heals what gets stuck after.
@@ -124,21 +45,22 @@ fn two_monitors_act_once_and_the_survivor_takes_over() {
             .collect();
         assert_eq!(acting.len(), 1, "{env}: one instance acts");
         let standby = 1 - acting[0];
-        let lines = both[standby].find("💤 Standing by", Some(env));
-        assert_eq!(lines.len(), 1, "{env}: the other stands by");
+        let lines = both[standby].find("🛟 Healing as backup", Some(env));
+        assert_eq!(lines.len(), 1, "{env}: the other is a backup");
+        assert!(both[standby].find("💤", Some(env)).is_empty());
         assert!(
             lines[0]["actingInstance"]
                 .as_str()
                 .unwrap()
                 .ends_with(&format!(":{}", both[acting[0]].pid())),
-            "the standby names the acting instance: {}",
+            "the backup names the acting instance: {}",
             lines[0]
         );
         // Only the acting instance warns about the project's anomalies.
         assert!(!both[acting[0]].find("⚠️", Some(env)).is_empty());
         assert!(both[standby].find("⚠️", Some(env)).is_empty());
         // `/status` and `/metrics` say the same.
-        for (i, role) in [(acting[0], "acting"), (standby, "standby")] {
+        for (i, role) in [(acting[0], "acting"), (standby, "backup")] {
             let addr = common::http::addr(both[i]);
             let (_, status) = common::http::get_json(addr, "/status");
             let p = &status["projects"][env];
@@ -151,6 +73,8 @@ fn two_monitors_act_once_and_the_survivor_takes_over() {
             let m = common::http::metrics(addr);
             let gauge = m[&format!("registre_monitor_acting{{environment=\"{env}\"}}")];
             assert_eq!(gauge, f64::from(u8::from(role == "acting")));
+            let healing = m[&format!("registre_monitor_healing{{environment=\"{env}\"}}")];
+            assert_eq!(healing, 1.0, "a backup heals too");
         }
         if env == "a" {
             acting_for_a = Some(acting[0]);

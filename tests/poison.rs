@@ -74,7 +74,10 @@ fn poison_rows_stop_nothing() {
     assert!(out.starts_with("dev: would reset 3 jobs"), "{out}");
 
     // w-ok and w-hang are alive: only the stuck rule judges their jobs.
-    db.workers(&[("w-ok", "busy", "0 seconds"), ("w-hang", "busy", "0 seconds")]);
+    db.workers(&[
+        ("w-ok", "busy", "0 seconds"),
+        ("w-hang", "busy", "0 seconds"),
+    ]);
     let _beats = [
         Heartbeat::start(&db.url, "w-ok", "0 seconds"),
         Heartbeat::start(&db.url, "w-hang", "0 seconds"),

@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::database::{Database, DbError};
 use crate::features::Features;
@@ -27,7 +28,8 @@ pub enum Gate {
     /// that only reads, but must know whether to speak).
     AfterElection,
     /// Waits for the role to be decided, and is skipped while another
-    /// instance acts (a check that writes).
+    /// instance holds the lease (a check that writes); while skipped it
+    /// runs as soon as this instance takes over.
     WhenActing,
 }
 
@@ -72,6 +74,13 @@ pub trait Check: Unpin + Sized + 'static {
 
     /// Acts on a successful run.
     fn on_success(&mut self, outcome: Self::Outcome, to: &Reporting<'_>);
+
+    /// The wait from one run's start to the next while runs succeed: the
+    /// check interval, unless the check needs another cadence now (a
+    /// standby's election retries sooner).
+    fn interval(&self, settings: &Settings) -> Duration {
+        settings.check_interval
+    }
 
     /// Acts on a failed run (the `Ticker` logs and alerts it already).
     fn on_failure(&mut self, _error: &DbError, _to: &Reporting<'_>) {}

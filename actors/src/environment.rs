@@ -80,15 +80,11 @@ impl Environment {
     ) -> Self {
         let (name, instance) = (project.name.as_str(), settings.instance_id.as_str());
         let pooled = leader::is_transaction_pooler(&project);
-        if settings.leader_election == ElectionMode::Session && pooled {
-            log::warn!(environment = name, instance = instance;
-                "Leader election off for this environment: port 6543 is Supabase's transaction pooler, \
-                 where session locks do not hold; every instance acts (each statement stays \
-                 exactly-once, but anomaly warnings and alerts repeat per instance)");
-        }
-        let alone = settings.leader_election == ElectionMode::Off || pooled;
-        // With an election, one of the project's connections is the
-        // session that holds the lock; the checks share the other.
+        let off = settings.leader_election == ElectionMode::Off;
+        let alone = off || pooled;
+        // With an election, one of the project's connections is kept for
+        // the session that holds the lock (never opened where the lease
+        // table exists); the checks share the other.
         let pool_size = if alone {
             MAX_CONNECTIONS
         } else {
@@ -101,7 +97,7 @@ impl Environment {
             pool_size,
         );
         state.add_project(name);
-        let session = leader::start(&state, name, instance, alone);
+        let session = leader::start(&state, name, instance, off, pooled);
         let features = Features::new(name);
         let fleet = state.fleet();
         fleet.add_project(name);

@@ -1,8 +1,9 @@
 //! What a project's schema allows: probed once per project, then kept.
 //!
 //! The attempts column (`attemtps`, or `MONITOR_ATTEMPTS_COLUMN`) and the
-//! OCR stage's columns ([`sql::OCR`]) are not in every database. One catalog statement
-//! ([`sql::probe_columns`]) says which exist; a rule whose columns are
+//! OCR stage's columns ([`sql::OCR`]) are not in every database, nor the
+//! leader election's opt-in lease table. One catalog statement
+//! ([`sql::probe_schema`]) says which exist; a rule whose columns are
 //! missing switches itself off for that project with one INFO line. Owned
 //! by the project's `Environment`, so a check's restart does not probe
 //! again; forgotten after a schema error, so a changed schema is seen.
@@ -21,6 +22,8 @@ pub struct Allowed {
     pub attempts: Option<AttemptColumns>,
     /// The OCR rule, or off.
     pub ocr: Option<OcrRule>,
+    /// Whether the leader election's lease table (`sql/leader.sql`) exists.
+    pub lease: bool,
 }
 
 impl Allowed {
@@ -59,8 +62,12 @@ impl Features {
         if let Some(known) = self.known.lock().unwrap_or_else(|e| e.into_inner()).clone() {
             return Ok(known);
         }
-        let columns = sql::probe_columns(db, &settings.attempts_column).await?;
-        let allowed = decide(&columns, settings);
+        let probed = sql::probe_schema(db, &settings.attempts_column).await?;
+        let columns = probed.columns;
+        let allowed = Allowed {
+            lease: probed.lease,
+            ..decide(&columns, settings)
+        };
         if !columns.table {
             // The statements will say what is missing; probe again next time.
             return Ok(allowed);
@@ -124,7 +131,11 @@ pub fn decide(columns: &Columns, settings: &Settings) -> Allowed {
                 .then(|| counted(OCR, Identifier::from_static(OCR.attempts), columns))
                 .flatten(),
         });
-    Allowed { attempts, ocr }
+    Allowed {
+        attempts,
+        ocr,
+        lease: false,
+    }
 }
 
 #[cfg(test)]

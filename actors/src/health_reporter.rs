@@ -5,9 +5,10 @@
 //! status` line is logged at start and then every `health_log_every`, on a
 //! clock. An anomaly ([`crate::anomaly`]) is warned about when it
 //! starts, repeated at most once per `health_log_every` while it lasts, and
-//! its end is logged at INFO. Its start and its end are alerted. A standby
-//! instance counts (for metrics and the fleet's figures) but neither warns
-//! nor alerts.
+//! its end is logged at INFO. Its start and its end are alerted. An
+//! instance that does not speak for the project ([`Role::speaks`](crate::Role::speaks):
+//! standby or backup) counts (for metrics and the fleet's figures) but
+//! neither warns nor alerts.
 
 use std::time::Instant;
 
@@ -17,7 +18,6 @@ use crate::check::{Check, Gate, Reporting, RunContext, Running};
 use crate::database::Database;
 use crate::events::Event;
 use crate::kind::ChildKind;
-use crate::role::Role;
 use crate::sql::{self, HealthCounts};
 use crate::worker_reaper::judge;
 
@@ -70,9 +70,9 @@ impl Check for HealthReporter {
         let fleet = to.state.fleet_active_workers();
         let holds = anomaly::holding(counts, fleet, to.settings.failed_jobs_warn);
         let said = self.anomalies.step(holds, now, every);
-        // A standby tracks anomalies silently: on taking over it does not
-        // announce again what the acting instance already did.
-        if to.role != Role::StandingBy {
+        // A standby or backup tracks anomalies silently: on taking over it
+        // does not announce again what the speaking instance already did.
+        if to.role.speaks() {
             for (anomaly, say) in said {
                 speak(anomaly, say, counts, fleet.unwrap_or(0), to);
             }

@@ -1,4 +1,5 @@
-//! `LeaderElection`: which of several instances acts for a project.
+//! `LeaderElection`: which of several instances speaks for a project, and
+//! whether this one heals.
 //!
 //! Operators run a second instance for safety, or start one by mistake.
 //! Every statement is exactly-once under concurrency anyway (an `UPDATE`
@@ -6,25 +7,32 @@
 //! LOCKED` skips what another run holds, a worker already offline is never
 //! returned), so no job is reset twice and no worker reported dead twice
 //! even then; but every instance would warn and alert about the same
-//! anomalies. So, per project, the instance holding a session-level
-//! advisory lock ([`sql::LEADER_LOCK`]) on a dedicated connection acts; the
-//! others stand by: they keep counting (for metrics and `/status`) but do
-//! not reset, reap, warn or alert. Each check interval the acting instance
-//! checks that its session still holds the lock and a standby tries to take
-//! it; a dead instance's session ends with its process, which frees the
-//! lock, so another instance acts within one or two intervals.
+//! anomalies. The election decides who speaks and saves duplicated work;
+//! it must never stop the healing.
 //!
-//! Through a transaction pooler a session lock does not stay with the
-//! client. Supabase's pooler port is known ([`is_transaction_pooler`]): no
-//! election there. Any other pooler shows as a session that changes
-//! backend under us: the election is then given up for that project, with
-//! one ERROR line, and this instance acts (see docs/operations.md).
+//! - With the opt-in lease table (`sql/leader.sql`, probed with the schema
+//!   features), one atomic statement on the pool ([`sql::claim_lease`])
+//!   takes the lease when free or expired and renews it when ours: it works
+//!   through any pooler. The holder acts; the others stand by (they skip
+//!   the writing checks) and retry every quarter interval, so a dead
+//!   holder's lease ([`verdict::lease_ttl`]) is taken over within two
+//!   intervals, and the writing checks run at once.
+//! - Without it, a session-level advisory lock ([`sql::LEADER_LOCK`]) on a
+//!   dedicated connection decides who speaks; the others are backups that
+//!   heal too, since through a pooler the lock can stay on a server
+//!   connection held by nobody. A holder idle for three intervals is taken
+//!   for such an orphan: this instance then speaks too. Through Supabase's
+//!   pooler port ([`is_transaction_pooler`]), or when the session changes
+//!   backend under us (another pooler), there is no lock: acting alone.
+//! - A run that fails leaves the role undecided: this instance acts and
+//!   speaks.
 //!
 //! The election is the only writer of the project's [`Role`], kept in the
 //! [`MonitorState`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
 
 use crate::check::{Check, Gate, Reporting, RunContext, Running};
 use crate::database::{Database, DbError};
@@ -32,12 +40,14 @@ use crate::events::Event;
 use crate::kind::ChildKind;
 use crate::project::Project;
 use crate::role::Role;
-use crate::sql::{self, Leadership};
+use crate::settings::Settings;
+use crate::sql::{self, Leadership, Lease};
 use crate::state::MonitorState;
+use crate::verdict::{self, LockRun, Verdict};
 
 /// Supabase's transaction-mode pooler (Supavisor) listens here; a session
 /// lock taken through it would stay on a server connection after its
-/// client is gone, so there is no election through it.
+/// client is gone, so there is no lock through it (a lease still works).
 pub const SUPABASE_TRANSACTION_POOLER_PORT: u16 = 6543;
 
 /// Whether `project` is reached through Supabase's transaction pooler.
@@ -52,146 +62,209 @@ pub fn is_transaction_pooler(project: &Project) -> bool {
 /// project's `Environment`, so it outlives a restart of the check.
 #[derive(Default)]
 pub struct LockSession {
-    /// No election (off, or given up through a pooler): the role stays
+    /// No election at all (`MONITOR_LEADER_ELECTION=off`): the role stays
     /// `Alone`.
-    alone: AtomicBool,
+    off: bool,
+    /// No session lock can hold (Supabase's pooler port, or a pooler seen
+    /// under the session): without the lease table, acting alone.
+    no_lock: AtomicBool,
     /// The backend pid of the session when it took the lock.
     pid: AtomicI64,
     client: tokio::sync::Mutex<Option<deadpool_postgres::ClientWrapper>>,
 }
 
 impl LockSession {
-    pub fn new(alone: bool) -> Self {
+    pub fn new(off: bool, no_lock: bool) -> Self {
         LockSession {
-            alone: AtomicBool::new(alone),
+            off,
+            no_lock: AtomicBool::new(no_lock),
             ..LockSession::default()
         }
     }
 }
 
 /// Starts a project's election as its `Environment` starts: the role is
-/// undecided until the first run (this instance counted as acting till
-/// then), or acting alone when there is no election. Returns the session
-/// to hand every [`LeaderElection`] of the project.
-pub fn start(state: &MonitorState, project: &str, instance: &str, alone: bool) -> Arc<LockSession> {
-    let role = if alone { Role::Alone } else { Role::Undecided };
-    state.set_role(project, role, Some(instance.to_string()), alone);
-    Arc::new(LockSession::new(alone))
+/// undecided until the first run (this instance acting and speaking till
+/// then), or acting alone when the election is off. `no_lock`: the
+/// connection goes through Supabase's transaction pooler. Returns the
+/// session to hand every [`LeaderElection`] of the project.
+pub fn start(
+    state: &MonitorState,
+    project: &str,
+    instance: &str,
+    off: bool,
+    no_lock: bool,
+) -> Arc<LockSession> {
+    let role = if off { Role::Alone } else { Role::Undecided };
+    state.set_role(project, role, Some(instance.to_string()), off);
+    Arc::new(LockSession::new(off, no_lock))
 }
 
 /// The check.
 pub struct LeaderElection {
     session: Arc<LockSession>,
+    /// The last run found another instance's lease: retry soon.
+    retry_soon: bool,
+    /// The orphaned lock was reported (once until it changes).
+    orphan_said: bool,
 }
 
 impl LeaderElection {
     pub fn new(session: Arc<LockSession>) -> Self {
-        LeaderElection { session }
+        LeaderElection {
+            session,
+            retry_soon: false,
+            orphan_said: false,
+        }
     }
 }
 
 /// What one election run found.
-#[derive(Debug)]
-pub struct Outcome {
-    /// `None` without an election.
-    pub found: Option<Leadership>,
-    /// The session was opened in this run.
-    pub fresh: bool,
-}
-
-/// What a run's finding means.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// The lock held, but by another backend of the same client: a
-    /// transaction pooler. Act alone from now on.
-    Pooler,
-    Acting,
-    /// Another instance (named, when visible) holds the lock.
-    StandingBy(Option<String>),
-}
-
-/// Judges a run: `before` is the role until now, `last_pid` the backend
-/// that took the lock, `fresh` whether this run opened the session.
-pub fn judge(before: Role, last_pid: i64, found: &Leadership, fresh: bool) -> Verdict {
-    if found.acting && before == Role::Acting && !fresh && last_pid != found.pid {
-        Verdict::Pooler
-    } else if found.acting {
-        Verdict::Acting
-    } else {
-        Verdict::StandingBy(found.holder_instance())
-    }
+pub enum Found {
+    /// No election: off, or no lock can hold and there is no lease table.
+    Nothing,
+    /// The lease, from the lease table.
+    Lease(Lease),
+    /// The advisory lock; `fresh`: the session was opened in this run.
+    Lock { found: Leadership, fresh: bool },
 }
 
 impl Check for LeaderElection {
     const KIND: ChildKind = ChildKind::LeaderElection;
     const GATE: Gate = Gate::Always;
-    type Outcome = Outcome;
+    // Whether the lease table exists is a schema feature.
+    const USES_FEATURES: bool = true;
+    type Outcome = Found;
 
     fn run_once(&mut self, db: &Database, cx: &RunContext) -> impl Running<Self::Outcome> {
-        let (db, session, settings) = (db.clone(), self.session.clone(), cx.settings.clone());
+        let (db, session, cx) = (db.clone(), self.session.clone(), cx.clone());
         async move {
-            if session.alone.load(Ordering::SeqCst) {
-                return Ok(Outcome {
-                    found: None,
-                    fresh: false,
-                });
+            if session.off {
+                return Ok(Found::Nothing);
             }
-            elect(&db, &session, &settings.instance_id).await
+            let s = &cx.settings;
+            if cx.features.get(&db, s).await?.lease {
+                let ttl = verdict::lease_ttl(s.check_interval);
+                let lease = sql::claim_lease(&db, &s.instance_id, ttl).await?;
+                return Ok(Found::Lease(lease));
+            }
+            if session.no_lock.load(Ordering::SeqCst) {
+                return Ok(Found::Nothing);
+            }
+            elect(&db, &session, &s.instance_id).await
         }
     }
 
-    fn on_success(&mut self, outcome: Outcome, to: &Reporting<'_>) {
-        let Some(found) = outcome.found else {
-            return;
+    fn interval(&self, settings: &Settings) -> Duration {
+        if self.retry_soon {
+            verdict::standby_retry(settings.check_interval)
+        } else {
+            settings.check_interval
+        }
+    }
+
+    fn on_success(&mut self, found: Found, to: &Reporting<'_>) {
+        let (verdict, mode) = match &found {
+            Found::Nothing if self.session.off => return,
+            Found::Nothing => (Verdict::Alone, "none"),
+            Found::Lease(lease) => (verdict::judge_lease(lease), "lease"),
+            Found::Lock { found, fresh } => {
+                let run = LockRun {
+                    before: to.role,
+                    last_pid: self.session.pid.load(Ordering::SeqCst),
+                    fresh: *fresh,
+                    check_interval: to.settings.check_interval,
+                };
+                let v = verdict::judge_lock(&run, found);
+                if v == Verdict::Acting {
+                    self.session.pid.store(found.pid, Ordering::SeqCst);
+                }
+                (v, "lock")
+            }
         };
-        let (env, instance) = (to.project, to.settings.instance_id.as_str());
-        let last_pid = self.session.pid.load(Ordering::SeqCst);
-        match judge(to.role, last_pid, &found, outcome.fresh) {
-            Verdict::Pooler => {
-                self.session.alone.store(true, Ordering::SeqCst);
-                if let Ok(mut client) = self.session.client.try_lock() {
-                    *client = None;
-                }
-                to.state
-                    .set_role(env, Role::Alone, Some(instance.to_string()), true);
-                log::error!(environment = env, instance = instance;
-                    "❌ Leader election needs a session, but this connection goes through a transaction pooler: \
-                     acting without it (use the direct connection, port 5432, or MONITOR_LEADER_ELECTION=off)");
-            }
-            Verdict::Acting => {
-                self.session.pid.store(found.pid, Ordering::SeqCst);
-                if to.role != Role::Acting {
-                    log::info!(environment = env, instance = instance; "👑 Acting for environment");
-                    let text = format!("👑 Acting for environment ({instance})");
-                    to.state.event(Event::new(env, "leadership", text));
-                }
-                to.state
-                    .set_role(env, Role::Acting, Some(instance.to_string()), true);
-            }
-            Verdict::StandingBy(holder) => {
-                if to.role != Role::StandingBy {
-                    log::info!(environment = env, instance = instance,
-                        actingInstance = holder.as_deref().unwrap_or("unknown");
-                        "💤 Standing by: another instance acts for environment");
-                    let acting = holder.as_deref().unwrap_or("another instance");
-                    let text = format!("💤 Standing by: {acting} acts");
-                    to.state.event(Event::new(env, "leadership", text));
-                }
-                to.state.set_role(env, Role::StandingBy, holder, true);
+        self.retry_soon = matches!(found, Found::Lease(_)) && verdict != Verdict::Acting;
+        if !matches!(verdict, Verdict::Orphaned { .. }) {
+            self.orphan_said = false;
+        }
+        if verdict == Verdict::Pooler {
+            self.session.no_lock.store(true, Ordering::SeqCst);
+            if let Ok(mut client) = self.session.client.try_lock() {
+                *client = None;
             }
         }
+        self.announce(&verdict, mode, to);
+        let role = verdict.role();
+        let acting = match verdict {
+            Verdict::StandingBy(holder) | Verdict::Backup(holder) => holder,
+            _ => Some(to.settings.instance_id.clone()),
+        };
+        to.state.set_role(to.project, role, acting, true);
     }
 
-    /// A run that could not decide still settles the role: the checks stop
-    /// waiting and act, so that they report what is wrong.
+    /// A run that could not decide leaves the role undecided (unless
+    /// alone): this instance acts and speaks, so that nothing is left
+    /// undone or unsaid while the election cannot tell.
     fn on_failure(&mut self, _: &DbError, to: &Reporting<'_>) {
-        to.state.election_ran(to.project);
+        self.retry_soon = false;
+        if to.role == Role::Alone {
+            to.state.election_ran(to.project);
+        } else {
+            let me = Some(to.settings.instance_id.clone());
+            to.state.set_role(to.project, Role::Undecided, me, true);
+        }
     }
 }
 
-/// One election run: on the dedicated session (opened, or replaced when
+impl LeaderElection {
+    /// Logs (and puts on the timeline) a change of role.
+    fn announce(&mut self, verdict: &Verdict, mode: &str, to: &Reporting<'_>) {
+        let (env, instance) = (to.project, to.settings.instance_id.as_str());
+        let changed = to.role != verdict.role();
+        let event = |text: String| to.state.event(Event::new(env, "leadership", text));
+        match verdict {
+            Verdict::Pooler => log::error!(environment = env, instance = instance;
+                "❌ Leader election needs a session, but this connection goes through a transaction pooler: \
+                 acting without it (create the lease table, sql/leader.sql, or use the direct connection, port 5432)"),
+            Verdict::Alone if changed => log::warn!(environment = env, instance = instance;
+                "Leader election off for this environment: port 6543 is Supabase's transaction pooler, \
+                 where session locks do not hold, and there is no lease table (sql/leader.sql); every \
+                 instance acts (each statement stays exactly-once, but anomaly warnings and alerts \
+                 repeat per instance)"),
+            Verdict::Acting if changed => {
+                log::info!(environment = env, instance = instance, election = mode;
+                    "👑 Acting for environment");
+                event(format!("👑 Acting for environment ({instance})"));
+            }
+            Verdict::StandingBy(holder) if changed => {
+                let acting = holder.as_deref().unwrap_or("unknown");
+                log::info!(environment = env, instance = instance, actingInstance = acting;
+                    "💤 Standing by: another instance acts for environment");
+                event(format!("💤 Standing by: {acting} acts"));
+            }
+            Verdict::Backup(holder) if changed => {
+                let acting = holder.as_deref().unwrap_or("unknown");
+                log::info!(environment = env, instance = instance, actingInstance = acting;
+                    "🛟 Healing as backup: another instance holds the lock and speaks for environment");
+                event(format!("🛟 Healing as backup: {acting} speaks"));
+            }
+            Verdict::Orphaned { holder, idle } if !self.orphan_said => {
+                self.orphan_said = true;
+                let acting = holder.as_deref().unwrap_or("unknown");
+                log::warn!(environment = env, instance = instance, actingInstance = acting,
+                    idleSeconds = idle.as_secs();
+                    "🔓 Leader lock looks orphaned: its session has been idle for {}s (a pooler keeps \
+                     a lock after its client died); this instance speaks too", idle.as_secs());
+                event(format!("🔓 Leader lock orphaned ({acting}): speaking too"));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One lock run: on the dedicated session (opened, or replaced when
 /// lost), keep or try to take the lock.
-async fn elect(db: &Database, session: &LockSession, instance: &str) -> Result<Outcome, DbError> {
+async fn elect(db: &Database, session: &LockSession, instance: &str) -> Result<Found, DbError> {
     let mut client = session.client.lock().await;
     let mut fresh = false;
     loop {
@@ -205,10 +278,7 @@ async fn elect(db: &Database, session: &LockSession, instance: &str) -> Result<O
         match sql::leadership(db, &c, instance).await {
             Ok(found) => {
                 *client = Some(c);
-                return Ok(Outcome {
-                    found: Some(found),
-                    fresh,
-                });
+                return Ok(Found::Lock { found, fresh });
             }
             // A session lost since the last run is replaced at once.
             Err(e) if e.is_connection() && !fresh => continue,
@@ -221,33 +291,8 @@ async fn elect(db: &Database, session: &LockSession, instance: &str) -> Result<O
 mod tests {
     use super::*;
 
-    fn found(acting: bool, pid: i64) -> Leadership {
-        Leadership {
-            pid,
-            acting,
-            holder: Some("registre-monitor host:42".into()),
-        }
-    }
-
     #[test]
-    fn another_backend_under_the_same_session_is_a_pooler() {
-        let acting = Role::Acting;
-        assert_eq!(judge(acting, 7, &found(true, 8), false), Verdict::Pooler);
-        assert_eq!(judge(acting, 7, &found(true, 7), false), Verdict::Acting);
-        // A session opened in this run, or a first win, is no evidence.
-        assert_eq!(judge(acting, 7, &found(true, 8), true), Verdict::Acting);
-        assert_eq!(
-            judge(Role::Undecided, 0, &found(true, 8), false),
-            Verdict::Acting
-        );
-        assert_eq!(
-            judge(acting, 7, &found(false, 8), false),
-            Verdict::StandingBy(Some("host:42".into()))
-        );
-    }
-
-    #[test]
-    fn supabase_pooler_port_means_no_election() {
+    fn supabase_pooler_port_means_no_lock() {
         let direct = Project::parse("p", "postgres://u@db.x.supabase.co:5432/postgres").unwrap();
         let pooled = Project::parse("p", "postgres://u@pooler.supabase.com:6543/postgres").unwrap();
         assert!(!is_transaction_pooler(&direct));

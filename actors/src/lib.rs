@@ -4,8 +4,9 @@
 //! `Environment` owns that project's connection pool and four periodic
 //! checks, each its own actor, restarted on its own with backoff when it dies:
 //!
-//! - [`leader::LeaderElection`]: decides, by advisory lock, whether this
-//!   instance acts for the project or stands by ([`Role`]);
+//! - [`leader::LeaderElection`]: decides, by a lease in the monitor's own
+//!   table or else an advisory lock, whether this instance heals the
+//!   project and whether it speaks about it ([`Role`], [`verdict`]);
 //! - [`StuckJobResetter`]: puts jobs stuck in processing (and in OCR) back in
 //!   the queue, or fails them when they ran out of attempts;
 //! - [`WorkerReaper`]: marks dead workers offline and frees their jobs, in
@@ -66,6 +67,7 @@ pub mod supervision;
 pub mod supervisor;
 pub mod ticker;
 pub mod tls;
+pub mod verdict;
 pub mod worker_reaper;
 
 pub use database::{Database, DbError};

@@ -126,8 +126,9 @@ pub struct MonitorState {
     inner: Arc<Mutex<BTreeMap<String, ProjectState>>>,
     /// Where alerts go, once set up (none without a webhook).
     alerts: Arc<OnceLock<AlertSink>>,
-    /// Woken when a role is decided or an election run finished.
-    roles: Arc<tokio::sync::Notify>,
+    /// Woken when a role is decided or an election run finished
+    /// ([`role`](crate::role) reads and writes the role).
+    pub(crate) roles: Arc<tokio::sync::Notify>,
     /// Counts over time and the timeline, for the dashboard (bounded).
     pub(crate) history: Arc<History>,
     pub(crate) timeline: Arc<Timeline>,
@@ -145,7 +146,7 @@ impl MonitorState {
         self.fleet.clone()
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, ProjectState>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, BTreeMap<String, ProjectState>> {
         // A panic while holding the lock leaves plain data behind: keep going.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -156,7 +157,9 @@ impl MonitorState {
     }
 
     /// Hands `alert` to the webhook sender, unless there is none or this
-    /// instance stands by for the project (the acting one alerts). Never waits.
+    /// instance does not act for the project (another holds the lease).
+    /// Anomaly alerts are gated where they are said ([`Role::speaks`]).
+    /// Never waits.
     pub fn alert(&self, alert: Alert) {
         let Some(sink) = self.alerts.get() else {
             return;
@@ -164,7 +167,7 @@ impl MonitorState {
         let standby = self
             .lock()
             .get(&alert.environment)
-            .is_some_and(|p| p.role == Role::StandingBy);
+            .is_some_and(|p| !p.role.acts());
         if !standby {
             sink.send(alert);
         }
@@ -253,48 +256,6 @@ impl MonitorState {
         let c = p.checks.entry(actor).or_default();
         c.restarts += 1;
         c.last_restart = Some(Instant::now());
-    }
-
-    /// This instance's role for the project.
-    pub fn role(&self, project: &str) -> Role {
-        self.lock().get(project).map_or(Role::Undecided, |p| p.role)
-    }
-
-    /// Records the role and who acts (the election's only way to write
-    /// it); `settled` says whether the checks may stop waiting for it.
-    pub fn set_role(&self, project: &str, role: Role, acting: Option<String>, settled: bool) {
-        {
-            let mut all = self.lock();
-            let p = all.entry(project.to_string()).or_default();
-            p.role = role;
-            p.acting_instance = acting;
-            p.role_settled = settled;
-        }
-        self.roles.notify_waiters();
-    }
-
-    /// Records that an election run finished without deciding (the
-    /// database is down, say): the checks stop waiting and act.
-    pub fn election_ran(&self, project: &str) {
-        self.update(project, |p| p.role_settled = true);
-        self.roles.notify_waiters();
-    }
-
-    /// The role once settled (decided, or an election run finished), or
-    /// as it is after waiting `bound`: so the first runs at start-up act
-    /// (or keep quiet) as they should, instead of skipping.
-    pub async fn settled_role(&self, project: &str, bound: Duration) -> Role {
-        let wait = async {
-            loop {
-                let woken = self.roles.notified();
-                if self.lock().get(project).is_some_and(|p| p.role_settled) {
-                    return;
-                }
-                woken.await;
-            }
-        };
-        let _ = tokio::time::timeout(bound, wait).await;
-        self.role(project)
     }
 
     /// Applies `f` to a project's state (for the checks' own figures).

@@ -4,8 +4,9 @@
 //! `Environment`), then every check interval, keeping the cadence whatever
 //! a run took; while runs fail it backs off, doubling up to a cap. Around
 //! each run it does what every check needs: waits for this instance's role
-//! to be decided and skips a writing check while another instance acts (as
-//! the check's [`Gate`] says), forgets the probed schema features after a
+//! to be decided and holds a writing check while another instance holds
+//! the lease, running it as soon as this one takes over (as the check's
+//! [`Gate`] says), forgets the probed schema features after a
 //! schema error, records the run in [`MonitorState`], and logs and alerts a
 //! failure with the project's and the check's names, once per distinct
 //! error. It stops when told to ([`Stop`]) or when its parent is gone.
@@ -81,26 +82,34 @@ impl<C: Check> Ticker<C> {
         let run = self.check.run_once(&scope.db, &scope.cx);
         let (state, project) = (scope.state.clone(), scope.project.clone());
         let s = &scope.cx.settings;
-        let bound = s.connect_timeout + s.statement_timeout;
+        let (bound, interval) = (s.connect_timeout + s.statement_timeout, s.check_interval);
         let gated = async move {
             if C::GATE != Gate::Always {
-                let role = state.settled_role(&project, bound).await;
+                let role = state.wait_role(&project, bound, |p| p.role_settled).await;
                 if C::GATE == Gate::WhenActing && !role.acts() {
-                    return Ok(None);
+                    // Standing by: run the moment this instance takes over,
+                    // not a whole interval later.
+                    let role = state.wait_role(&project, interval, |p| p.role.acts()).await;
+                    if !role.acts() {
+                        return (Ok(None), started.elapsed());
+                    }
                 }
             }
-            run.await.map(Some)
+            let gate = started.elapsed();
+            (run.await.map(Some), gate)
         };
-        ctx.spawn(gated.into_actor(self).map(move |result, act, ctx| {
+        ctx.spawn(gated.into_actor(self).map(move |(result, gate), act, ctx| {
             let took = started.elapsed();
-            act.finish(result, took);
+            act.finish(result, took.saturating_sub(gate));
             let s = &act.scope.cx.settings;
-            let delay = next_delay(s.check_interval, s.backoff_cap(), act.failures, took);
+            let every = act.check.interval(s);
+            let delay = next_delay(every, s.backoff_cap(), act.failures, took);
             ctx.run_later(delay, |act, ctx| act.tick(ctx));
         }));
     }
 
-    /// Records a run: `Ok(None)` is a run skipped by the gate.
+    /// Records a run (`took`: the run itself, not its wait at the gate):
+    /// `Ok(None)` is a run skipped by the gate.
     fn finish(&mut self, result: Result<Option<C::Outcome>, DbError>, took: Duration) {
         let (check, scope) = (C::KIND.name(), &self.scope);
         let (env, state) = (scope.project.as_str(), &scope.state);

@@ -1,6 +1,6 @@
 //! Each check's `run_once`, called directly (no actor, no schedule) on a
-//! fresh database: what it changes and what it returns; and for the
-//! election, what its outcome makes of the role.
+//! fresh database: what it changes and what it returns (the election's
+//! are in `election.rs`).
 
 mod common;
 
@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::TestDb;
-use registre_actors::check::{Check, Reporting, RunContext};
+use registre_actors::check::{Check, RunContext};
 use registre_actors::features::Features;
 use registre_actors::fleet::Fleet;
-use registre_actors::leader::{self, LeaderElection};
 use registre_actors::sql::HealthCounts;
 use registre_actors::worker_reaper::WorkerReaper;
-use registre_actors::{HealthReporter, MonitorState, Role, Settings, StuckJobResetter};
+use registre_actors::{HealthReporter, Settings, StuckJobResetter};
 
 fn context() -> RunContext {
     RunContext {
@@ -150,48 +149,4 @@ fn the_health_reporter_counts() {
             ..HealthCounts::default()
         }
     );
-}
-
-/// Two instances' elections on one project: the first acts, the second
-/// stands by and names the first; the role each outcome writes says so.
-#[test]
-fn one_election_acts_and_the_other_stands_by() {
-    let db = TestDb::new("ck_elect");
-    let settings = |id: &str| {
-        Arc::new(Settings {
-            instance_id: id.into(),
-            ..Settings::default()
-        })
-    };
-    let (a, b) = (settings("host-a:1"), settings("host-b:2"));
-    let (state_a, state_b) = (MonitorState::new(), MonitorState::new());
-    db.run(async |db| {
-        let mut elections = Vec::new();
-        for (settings, state) in [(&a, &state_a), (&b, &state_b)] {
-            let session = leader::start(state, "dev", &settings.instance_id, false);
-            assert_eq!(state.role("dev"), Role::Undecided);
-            let mut election = LeaderElection::new(session);
-            let cx = RunContext {
-                settings: settings.clone(),
-                features: Features::new("dev"),
-                fleet: fleet(),
-            };
-            let outcome = election.run_once(&db, &cx).await.unwrap();
-            assert!(outcome.fresh);
-            let to = Reporting {
-                project: "dev",
-                settings,
-                state,
-                role: state.role("dev"),
-            };
-            election.on_success(outcome, &to);
-            // Held: the session must outlive this run.
-            elections.push(election);
-        }
-    });
-    assert_eq!(state_a.role("dev"), Role::Acting);
-    assert_eq!(state_b.role("dev"), Role::StandingBy);
-    let b = state_b.project("dev").unwrap();
-    assert_eq!(b.acting_instance.as_deref(), Some("host-a:1"));
-    assert!(b.role_settled);
 }

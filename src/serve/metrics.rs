@@ -16,8 +16,8 @@
 //!   `/readyz` says), `anomaly_active{anomaly}`;
 //! - `actor_restarts_total{actor}`;
 //! - `jobs_failed_out_of_attempts_total`, `ocr_jobs_reset_total`,
-//!   `skewed_workers_total`, `acting`
-//!   (1 or 0); and, with a webhook, `alerts_sent_total`, `alerts_failed_total`,
+//!   `skewed_workers_total`, `acting` (1 or 0: speaks), `healing` (1 or 0:
+//!   resets and reaps); and, with a webhook, `alerts_sent_total`, `alerts_failed_total`,
 //!   `alerts_dropped_total`, `alerts_suppressed_total` (no labels);
 //! - `last_success_timestamp_seconds{check}` (Unix time of the last
 //!   successful run).
@@ -261,7 +261,16 @@ impl Collector for StateCollector {
         family(
             &mut encoder,
             "acting",
-            "1 while this instance acts for the project, 0 while it stands by",
+            "1 while this instance speaks for the project (warns and alerts about anomalies)",
+            MetricType::Gauge,
+            projects
+                .iter()
+                .map(|(name, p)| (env(*name), ConstGauge::new(i64::from(p.role.speaks())))),
+        )?;
+        family(
+            &mut encoder,
+            "healing",
+            "1 while this instance resets and reaps for the project, 0 while another holds the lease",
             MetricType::Gauge,
             projects
                 .iter()

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod fleet;
 pub mod heartbeat;
 pub mod http;
 pub mod pgbouncer;

@@ -22,6 +22,12 @@ impl PgBouncer {
     /// `None` when pgbouncer is not installed outside CI; under CI it must
     /// be ([`super::missing_tool`]).
     pub fn start() -> Option<PgBouncer> {
+        Self::start_with_pool(1)
+    }
+
+    /// Starts one with `pool_size` server connections per database (several
+    /// let a session lock stay on one that a new client may never use).
+    pub fn start_with_pool(pool_size: u32) -> Option<PgBouncer> {
         let binary = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists());
@@ -53,7 +59,7 @@ impl PgBouncer {
         let config = format!(
             "[databases]\n* = host={host} port={upstream_port} user={user}{password}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
              listen_port = {port}\nunix_socket_dir =\nauth_type = scram-sha-256\nauth_file = {d}/userlist.txt\n\
-             pool_mode = transaction\ndefault_pool_size = 1\nmax_client_conn = 50\nlogfile = {d}/pgbouncer.log\n\
+             pool_mode = transaction\ndefault_pool_size = {pool_size}\nmax_client_conn = 50\nlogfile = {d}/pgbouncer.log\n\
              pidfile = {d}/pgbouncer.pid\nignore_startup_parameters = extra_float_digits,options\n"
         );
         std::fs::write(dir.0.join("pgbouncer.ini"), config).unwrap();

@@ -23,6 +23,11 @@ pub struct Leadership {
     pub acting: bool,
     /// The `application_name` of the session holding it, when visible.
     pub holder: Option<String>,
+    /// How long another session holding it has been idle (database
+    /// clock), when visible: a lock left on a pooler's server connection
+    /// by a dead client stays idle.
+    #[serde(default)]
+    pub holder_idle_ms: Option<i64>,
 }
 
 impl Leadership {
@@ -48,6 +53,11 @@ pub fn leadership_sql(instance_id: &str) -> String {
                            THEN true ELSE pg_try_advisory_lock({a}, {b}) END,
             'holder', (SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
                        WHERE l.{lock_l} AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                       LIMIT 1),
+            'holder_idle_ms', (SELECT (extract(epoch FROM now() - a.state_change) * 1000)::bigint
+                       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                       WHERE l.{lock_l} AND l.pid <> pg_backend_pid() AND a.state = 'idle'
+                         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                        LIMIT 1))",
         name = literal(&format!("{SESSION_NAME_PREFIX}{instance_id}")),
         lock_l = lock.replace(" AND ", " AND l."),

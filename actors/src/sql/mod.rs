@@ -10,7 +10,8 @@
 //!
 //! Parts: [`stage`] (the two stages a job can be stuck in, their columns,
 //! and how a job is put back), [`stuck`] (stuck jobs), [`workers`] (the dead-worker rule),
-//! [`mod@leadership`] (the election's lock), [`health`] (the counts),
+//! [`mod@leadership`] (the election's lock), [`lease`] (its lease, where
+//! the opt-in table exists), [`health`] (the counts),
 //! [`columns`] (the schema probes), [`mod@diagnose`] (the operator's snapshot),
 //! [`dashboard`] (the dashboard's read and a person's actions).
 
@@ -19,6 +20,7 @@ pub mod dashboard;
 pub mod diagnose;
 pub mod health;
 pub mod leadership;
+pub mod lease;
 pub mod stage;
 pub mod stuck;
 pub mod workers;
@@ -31,6 +33,7 @@ pub use columns::{
 pub use diagnose::{Diagnosis, StatusCount, WorkerRow, diagnose};
 pub use health::{HealthCounts, health_counts, health_counts_sql};
 pub use leadership::{LEADER_LOCK, Leadership, leadership, leadership_sql};
+pub use lease::{LEASE_TABLE, Lease, Probed, claim_lease, claim_lease_sql, probe_schema};
 pub use stage::{
     AttemptColumns, DEFAULT_MAX_ATTEMPTS, OCR, OCR_RESET_MESSAGE, PROCESSING, ReleasedJob,
     STUCK_FAILED_MESSAGE, STUCK_RESET_MESSAGE, Stage,

@@ -42,6 +42,7 @@ pub(super) fn role(p: &ProjectState) -> String {
             Some(other) => format!("standing by ({} acts)", escape(other)),
             None => "standing by".into(),
         },
+        Role::Backup => "healing as backup".into(),
         Role::Undecided => "role not decided yet".into(),
     }
 }
