@@ -51,12 +51,7 @@ fn a_dead_workers_locked_job_comes_back_once_free() {
     wait_more(addr(&monitor), "dev", "WorkerReaper", "runs", 5);
     assert_eq!(db.job_status(&locked), 2);
     tx.rollback().unwrap();
-    monitor.wait_for(
-        1,
-        "💀 Released jobs of workers found dead",
-        Some("dev"),
-        WAIT,
-    );
+    monitor.wait_for(1, "💀 Released jobs of dead workers", Some("dev"), WAIT);
     assert_eq!(db.job_status(&locked), 1);
     assert_eq!(db.field(&locked, "worker_id"), None);
 }

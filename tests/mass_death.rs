@@ -46,11 +46,12 @@ fn a_hundred_thousand_deaths_are_healed_in_batches_everywhere() {
     vars.push(var("prod", &prod));
     let monitor = Monitor::start(&vars);
     // Idle first, on the empty projects; then they all die at once.
-    monitor.wait_for(
-        2,
-        "📊 System health status",
-        Some("dev"),
-        Duration::from_secs(30),
+    common::http::wait_more(
+        common::http::addr(&monitor),
+        "dev",
+        "WorkerReaper",
+        "runs",
+        3,
     );
     let (idle_rss, _) = memory(monitor.pid());
     dev.exec(&format!(

@@ -121,7 +121,13 @@ fn a_release_of_a_dead_workers_job_counts_as_an_attempt() {
     db.exec(&format!(
         "UPDATE extraction_queue SET attemtps = 2 WHERE id = '{last_try}'"
     ));
-    let monitor = Monitor::start(&vars_for(&db, &[("MONITOR_STUCK_JOB_AFTER", "1m")]));
+    let monitor = Monitor::start(&vars_for(
+        &db,
+        &[
+            ("MONITOR_STUCK_JOB_AFTER", "1m"),
+            ("MONITOR_DEAD_WORKER_AFTER", "2s"),
+        ],
+    ));
     let line = monitor.wait_for(1, "💀 Cleaned up dead workers", Some("dev"), WAIT);
     assert_eq!(line[0]["releasedJobs"].as_array().unwrap().len(), 2);
     assert_eq!(db.job_status(&last_try), 4);

@@ -1,7 +1,9 @@
-//! The chaos soak: a fleet of misbehaving workers, the real monitor as a
-//! separate process, and faults thrown at the monitor while it works (its
-//! backends killed, its connections cut, its database refused for seconds,
-//! a panic in each kind of check). At the end nothing may be lost.
+//! The chaos soak: a fleet of misbehaving workers (two of them with clocks
+//! minutes off), the real monitor as a separate process, and faults thrown
+//! at the monitor while it works (its backends killed, its connections cut,
+//! its database refused for seconds, a panic in each kind of check, rows
+//! locked by other sessions, a thousand workers found dead at once, a job
+//! with absurd attempts). At the end nothing may be lost.
 //!
 //! Size by `SOAK_WORKERS` (20) and `SOAK_JOBS` (2000). The figures are
 //! printed (run with `--no-capture` to see them).
@@ -94,6 +96,48 @@ fn throw_faults(
     faults
 }
 
+/// Workers found dead at once in the middle of the run, each holding a job.
+const BURST: i64 = 1000;
+/// The skewed workers' clocks, in milliseconds off the database's.
+const SKEWED: [(&str, i64); 2] = [("soak-slow", -180_000), ("soak-fast", 180_000)];
+
+/// A thousand dead workers' rows (heartbeats an hour old), each holding a
+/// job; one of those jobs at the integer maximum of attempts.
+fn burst_of_deaths(client: &mut postgres::Client) {
+    client
+        .batch_execute(&format!(
+            "INSERT INTO worker_status (worker_id, status, last_heartbeat)
+               SELECT 'burst-' || i, 'busy', now() - interval '1 hour' FROM generate_series(1, {BURST}) i;
+             INSERT INTO extraction_queue (status_id, worker_id, processing_started_at, document_source, document_number, attemtps)
+               SELECT 2, 'burst-' || i, now(), 'acte', 'burst-' || i,
+                      CASE WHEN i = 1 THEN 2147483647 ELSE 0 END
+               FROM generate_series(1, {BURST}) i"
+        ))
+        .unwrap();
+}
+
+/// Until `stop`, locks a processing job for a second at a time, as another
+/// session (an operator, a migration) may: the monitor must skip it, never
+/// wait for it, and heal it once free. Returns how many it locked.
+fn lock_rows(url: String, stop: Arc<std::sync::atomic::AtomicBool>) -> u32 {
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut locked = 0;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let mut tx = client.transaction().unwrap();
+        let rows = tx
+            .query(
+                "SELECT id FROM extraction_queue WHERE status_id = 2 ORDER BY random() LIMIT 3 FOR UPDATE SKIP LOCKED",
+                &[],
+            )
+            .unwrap();
+        locked += rows.len() as u32;
+        std::thread::sleep(Duration::from_millis(1000)); // the other session's work
+        tx.rollback().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    locked
+}
+
 /// Nothing is lost: every job ends finished or failed with a reason, none
 /// is left processing or held by an offline worker, no job is taken from a
 /// live worker before its threshold, every crash and hang is healed, and
@@ -139,6 +183,12 @@ fn chaos_soak_loses_nothing() {
         let (url, name, proxy) = (db.url.clone(), db.name.clone(), proxy.clone());
         std::thread::spawn(move || throw_faults(url, name, proxy, http))
     };
+    let stop_locking = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lock_thread = {
+        let (url, stop) = (db.url.clone(), stop_locking.clone());
+        std::thread::spawn(move || lock_rows(url, stop))
+    };
+    burst_of_deaths(&mut db.client);
     let stats: Vec<WorkerStats> = local.block_on(&runtime, async {
         let queue = Database::new(&project, Duration::from_secs(5), Duration::from_secs(10));
         assert_eq!(
@@ -148,8 +198,14 @@ fn chaos_soak_loses_nothing() {
         let cancel = CancellationToken::new();
         let mut live: Vec<Arc<Mutex<WorkerStats>>> = Vec::new();
         let mut handles = Vec::new();
-        for n in 0..workers {
-            let mut config = WorkerConfig::new(format!("soak-worker-{n}"));
+        let names = (0..workers).map(|n| (format!("soak-worker-{n}"), 0)).chain(
+            SKEWED
+                .iter()
+                .map(|(name, offset)| (name.to_string(), *offset)),
+        );
+        for (n, (name, offset)) in names.enumerate() {
+            let mut config = WorkerConfig::new(name);
+            config.clock_offset_ms = offset;
             config.job_duration = (Duration::from_millis(50), Duration::from_millis(150));
             config.heartbeat_every = Duration::from_millis(250);
             config.hang_for = HANG_FOR;
@@ -159,7 +215,7 @@ fn chaos_soak_loses_nothing() {
             config.hang_probability = 0.003;
             config.failure_probability = 0.02;
             // One worker in five crashes on its first job.
-            config.first_fate = (n % 5 == 0).then_some(Fate::Crash);
+            config.first_fate = (n % 5 == 0 && offset == 0).then_some(Fate::Crash);
             let worker = Worker::new(
                 Database::new(&project, Duration::from_secs(5), Duration::from_secs(10)),
                 config,
@@ -188,6 +244,8 @@ fn chaos_soak_loses_nothing() {
         all
     });
     let faults = fault_thread.join().expect("fault thread");
+    stop_locking.store(true, std::sync::atomic::Ordering::SeqCst);
+    let rows_locked = lock_thread.join().expect("lock thread");
     let elapsed = started.elapsed();
     assert!(monitor.running(), "the monitor process died");
 
@@ -197,7 +255,30 @@ fn chaos_soak_loses_nothing() {
             "SELECT count(*) FROM extraction_queue WHERE {cond}"
         ))
     };
-    assert_eq!(count(&mut db, "status_id IN (3, 4)"), i64::from(jobs));
+    let all_jobs = i64::from(jobs) + BURST;
+    assert_eq!(count(&mut db, "status_id IN (3, 4)"), all_jobs);
+    assert_eq!(
+        db.count("SELECT count(*) FROM worker_status WHERE worker_id LIKE 'burst-%' AND status <> 'offline'"),
+        0,
+        "every dead worker of the burst offline"
+    );
+    // The absurd one was released, out of attempts, without an overflow.
+    assert_eq!(
+        count(
+            &mut db,
+            "document_number = 'burst-1' AND status_id = 4 AND attemtps = 2147483647"
+        ),
+        1
+    );
+    // The skewed clocks were said, once each, and decided nothing.
+    let skews = monitor.find("⚠️  Worker clock skew", Some("soak"));
+    for (name, _) in SKEWED {
+        assert_eq!(
+            skews.iter().filter(|l| l["worker"] == name).count(),
+            1,
+            "{name}: {skews:?}"
+        );
+    }
     assert_eq!(count(&mut db, "status_id = 4 AND error_message IS NULL"), 0);
     assert_eq!(count(&mut db, "status_id IN (1, 2)"), 0);
     let held_by_offline = db.count(
@@ -254,7 +335,8 @@ fn chaos_soak_loses_nothing() {
     let hangs: u64 = stats.iter().map(|s| s.hangs).sum();
     let failed = count(&mut db, "status_id = 4");
     println!(
-        "soak: {jobs} jobs ({failed} failed after max attempts) by {workers} workers in {:.1}s; \
+        "soak: {all_jobs} jobs ({failed} failed after max attempts) by {workers} workers and two with \
+         clocks 3 min off, {BURST} found dead at once, {rows_locked} rows locked meanwhile, in {:.1}s; \
          {crashes} crashes, {hangs} hangs; monitor: {} stuck jobs reset, {} dead workers reaped, \
          {} jobs released, {} restarts; faults: {} backend kills, {} connections cut, {:.1}s outage, \
          panics in {:?}; worst recovery {:.1}s",

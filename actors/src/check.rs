@@ -53,6 +53,10 @@ pub struct Reporting<'a> {
     pub role: Role,
 }
 
+/// What a check does while standing by ([`Check::standing_by`]); its
+/// errors are the next run's to report.
+pub type StandingBy = std::pin::Pin<Box<dyn Future<Output = ()>>>;
+
 /// A run in progress, as [`Check::run_once`] returns it: it owns what it
 /// needs, so the check can be scheduled again while it runs.
 pub trait Running<T>: Future<Output = Result<T, DbError>> + 'static {}
@@ -84,4 +88,11 @@ pub trait Check: Unpin + Sized + 'static {
 
     /// Acts on a failed run (the `Ticker` logs and alerts it already).
     fn on_failure(&mut self, _error: &DbError, _to: &Reporting<'_>) {}
+
+    /// What a writing check does instead of a run while another instance
+    /// acts: nothing, unless it needs to keep watching (the reaper reads
+    /// the workers, so that it can judge them the moment it takes over).
+    fn standing_by(&mut self, _db: &Database, _cx: &RunContext) -> Option<StandingBy> {
+        None
+    }
 }

@@ -54,6 +54,7 @@ pub mod in_flight;
 pub mod indexes;
 pub mod kind;
 pub mod leader;
+pub mod memory;
 pub mod project;
 pub mod report;
 pub mod role;

@@ -80,6 +80,10 @@ impl<C: Check> Ticker<C> {
         let started = Instant::now();
         let scope = &self.scope;
         let run = self.check.run_once(&scope.db, &scope.cx);
+        let watch = match C::GATE {
+            Gate::WhenActing => self.check.standing_by(&scope.db, &scope.cx),
+            _ => None,
+        };
         let (state, project) = (scope.state.clone(), scope.project.clone());
         let s = &scope.cx.settings;
         let (bound, interval) = (s.connect_timeout + s.statement_timeout, s.check_interval);
@@ -87,6 +91,9 @@ impl<C: Check> Ticker<C> {
             if C::GATE != Gate::Always {
                 let role = state.wait_role(&project, bound, |p| p.role_settled).await;
                 if C::GATE == Gate::WhenActing && !role.acts() {
+                    if let Some(watch) = watch {
+                        watch.await;
+                    }
                     // Standing by: run the moment this instance takes over,
                     // not a whole interval later.
                     let role = state.wait_role(&project, interval, |p| p.role.acts()).await;

@@ -20,7 +20,7 @@ use std::time::Instant;
 use actix::Message;
 
 use crate::alerts::Alert;
-use crate::check::{Check, Gate, Reporting, RunContext, Running};
+use crate::check::{Check, Gate, Reporting, RunContext, Running, StandingBy};
 use crate::database::{Database, DbError};
 use crate::events::Event;
 use crate::fleet::{Judge, Skew};
@@ -40,6 +40,8 @@ pub struct WorkersDied {
 /// What one run did.
 #[derive(Debug, Default)]
 pub struct Reaping {
+    /// Live worker rows read.
+    pub rows_read: usize,
     /// Rows judged dead here still to mark (beyond this run's batches, or
     /// locked).
     pub still_to_mark: usize,
@@ -67,7 +69,13 @@ pub struct WorkerReaper {
     /// The last dead worker whose jobs a run tried to free: the next run
     /// starts after it, so that jobs locked for long never hold up others.
     cursor: Option<String>,
+    /// The last run handled an incident's worth of rows.
+    was_big: bool,
 }
+
+/// Rows (read, marked or released) that make a run an incident's: once
+/// runs are small again, the memory it took is given back.
+const BIG_RUN: usize = 5_000;
 
 /// The dead workers a run frees jobs of: at most [`MAX_BATCHES`] batches,
 /// starting after `cursor` and wrapping around.
@@ -116,9 +124,11 @@ impl Check for WorkerReaper {
             let (project, judge) = (db.project().to_string(), judge(&cx));
             let read = sql::read_workers(&db).await?;
             cx.fleet.observe(&project, &read);
+            let rows_read = read.rows.len();
             drop(read);
             let judged = cx.fleet.judge(&project, &judge);
             let mut out = Reaping {
+                rows_read,
                 skews: judged.skews,
                 ..Reaping::default()
             };
@@ -167,7 +177,23 @@ impl Check for WorkerReaper {
         }
     }
 
+    /// Standing by, it still reads the workers: taking over, it judges
+    /// them at once instead of watching stale heartbeats from scratch.
+    fn standing_by(&mut self, db: &Database, cx: &RunContext) -> Option<StandingBy> {
+        let (db, fleet) = (db.clone(), cx.fleet.clone());
+        Some(Box::pin(async move {
+            if let Ok(read) = sql::read_workers(&db).await {
+                fleet.observe(db.project(), &read);
+            }
+        }))
+    }
+
     fn on_success(&mut self, out: Reaping, to: &Reporting<'_>) {
+        let big = out.rows_read.max(out.marked.len()).max(out.released.len()) >= BIG_RUN;
+        if self.was_big && !big {
+            crate::memory::give_back();
+        }
+        self.was_big = big;
         for skew in &out.skews {
             report_skew(skew, to);
         }
@@ -193,7 +219,7 @@ impl Check for WorkerReaper {
             report_dead(&out.marked, &local, to);
         }
         if !elsewhere.is_empty() {
-            let message = "💀 Released jobs of workers found dead in another environment";
+            let message = "💀 Released jobs of dead workers";
             let mut workers: Vec<&str> = elsewhere
                 .iter()
                 .filter_map(|j| j.worker.as_deref())

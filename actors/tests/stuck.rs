@@ -148,11 +148,13 @@ fn a_live_workers_job_gets_the_grace() {
 /// Start times written by skewed clocks are corrected by the offsets the
 /// fleet found: a job of a clock five minutes slow, written eight minutes
 /// ago, is three minutes old (kept); one of a clock five minutes fast,
-/// written in the future, is old enough (reset); a worker whose stale
-/// heartbeat awaits its verdict keeps its job until then.
+/// written in the future, is old enough (reset); a worker whose clock is
+/// not measured yet and whose heartbeat is stale keeps its job until the
+/// fleet knows (its clock, or its death).
 #[test]
-fn skewed_clocks_are_corrected_and_unconfirmed_workers_wait() {
+fn skewed_clocks_are_corrected_and_unmeasured_stale_workers_wait() {
     let mut db = TestDb::new("st_skew");
+    db.workers(&[("stale", "busy", "1 hour"), ("slow", "busy", "5 minutes")]);
     let [slow, fast, waiting, plain] = db.jobs([
         (2, Some("slow"), Some("8 minutes")),
         (2, Some("fast"), Some("-1 minute")),
@@ -162,7 +164,7 @@ fn skewed_clocks_are_corrected_and_unconfirmed_workers_wait() {
     let rules = StuckRules {
         workers: WorkerView {
             offsets: vec![("slow".into(), -300.0), ("fast".into(), 420.0)],
-            unconfirmed: vec!["stale".into()],
+            stale_after: Some(Duration::from_secs(120)),
             alive: Vec::new(),
         },
         ..StuckRules::plain(FIVE_MINUTES)

@@ -67,6 +67,14 @@ pub fn reports(
                     .or_default() += 1;
             }
         }
+        // Or, when another instance marked it offline, on their own.
+        for line in m.find("💀 Released jobs of dead workers", Some(env)) {
+            for j in line["jobs"].as_array().unwrap() {
+                *jobs
+                    .entry(j["id"].as_str().unwrap().to_string())
+                    .or_default() += 1;
+            }
+        }
     }
     (jobs, workers)
 }

@@ -28,6 +28,8 @@ fn a_closed_dashboard_costs_the_database_nothing() {
             ("MONITOR_CHECK_INTERVAL", "1s"),
             // No election: every check run is exactly one statement.
             ("MONITOR_LEADER_ELECTION", "off"),
+            // And nobody dies during the test (a death is more statements).
+            ("MONITOR_DEAD_WORKER_AFTER", "10m"),
             ("LOG_LEVEL", "info"),
         ],
     );

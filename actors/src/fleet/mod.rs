@@ -23,7 +23,7 @@ pub mod sighting;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -35,9 +35,8 @@ pub const SKEW_TOLERANCE: f64 = 30.0;
 /// At most this many skewed workers are corrected for (the most skewed).
 pub const MAX_CORRECTED: usize = 100;
 
-/// At most this many workers are named to the stuck rule as waiting for
-/// their verdict, or as alive for the grace: beyond, the statement would
-/// grow with the fleet (a mass death); the rest are judged as written.
+/// At most this many workers are named to the stuck rule as alive, for
+/// the grace: beyond, the statement would grow with the fleet.
 pub const MAX_NAMED: usize = 1000;
 
 /// One worker row as read ([`crate::sql::read_workers`]).
@@ -106,9 +105,11 @@ pub struct Judged {
 pub struct WorkerView {
     /// Skewed workers' offsets, seconds (largest first, bounded).
     pub offsets: Vec<(String, f64)>,
-    /// Workers not judged yet whose written heartbeat is stale: their jobs
-    /// wait for the verdict.
-    pub unconfirmed: Vec<String>,
+    /// The dead threshold, when the clocks of workers not in `offsets` are
+    /// unknown: a job whose worker's live row has a heartbeat older than
+    /// this waits (a slow clock would pass for a stuck job; a dead worker's
+    /// job is the reaper's once the row goes offline).
+    pub stale_after: Option<Duration>,
     /// Workers alive now (for the live-worker grace).
     pub alive: Vec<String>,
 }
@@ -233,6 +234,10 @@ impl Fleet {
         for id in &forget {
             inner.workers.remove(id);
         }
+        // After a mass death, do not keep room for a hundred thousand.
+        if inner.workers.capacity() > 2 * inner.workers.len() + 64 {
+            inner.workers.shrink_to_fit();
+        }
         for owed in inner.owed.values_mut() {
             for id in &revived {
                 owed.remove(id);
@@ -332,17 +337,13 @@ impl Fleet {
             if let Some(offset) = w.offset {
                 view.offsets.push((id.clone(), offset));
             }
-            if verdict != Verdict::Dead && w.sightings.values().all(|s| s.unconfirmed(judge)) {
-                view.unconfirmed.push(id.clone());
-            }
         }
         view.offsets
             .sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
         view.offsets.truncate(MAX_CORRECTED);
         view.alive.sort();
         view.alive.truncate(MAX_NAMED);
-        view.unconfirmed.sort();
-        view.unconfirmed.truncate(MAX_NAMED);
+        view.stale_after = Some(judge.dead_after);
         view
     }
 

@@ -152,7 +152,7 @@ fn grace_condition(stuck_after: Duration, g: LiveGrace, alive: &[String]) -> Str
 
 /// What the fleet knows, as conditions on a processing job: its written
 /// start corrected by its worker's clock offset, and no job of a worker
-/// whose verdict is pending.
+/// whose clock is unknown and written heartbeat stale.
 fn worker_conditions(stuck_after: Duration, view: &WorkerView) -> String {
     let mut out = String::new();
     if !view.offsets.is_empty() {
@@ -169,11 +169,25 @@ fn worker_conditions(stuck_after: Duration, view: &WorkerView) -> String {
             after = interval(stuck_after),
         ));
     }
-    if !view.unconfirmed.is_empty() {
+    if let Some(stale) = view.stale_after {
+        // Its clock not measured and its written heartbeat stale: alive
+        // with a slow clock, or dead and soon offline. Either way, wait.
+        let measured = if view.offsets.is_empty() {
+            String::new()
+        } else {
+            let ids: Vec<String> = view.offsets.iter().map(|(w, _)| w.clone()).collect();
+            format!(
+                "\n                                 AND w.worker_id <> ALL ({})",
+                text_array(&ids)
+            )
+        };
         out.push_str(&format!(
             "
-              AND (worker_id IS NULL OR worker_id <> ALL ({}))",
-            text_array(&view.unconfirmed)
+              AND NOT EXISTS (SELECT 1 FROM worker_status w
+                              WHERE w.worker_id = extraction_queue.worker_id
+                                AND w.status IS DISTINCT FROM 'offline'
+                                AND w.last_heartbeat < now() - {stale}{measured})",
+            stale = interval(stale),
         ));
     }
     out
@@ -315,14 +329,17 @@ mod tests {
             }),
             workers: WorkerView {
                 offsets: vec![("ahead".into(), 300.0)],
-                unconfirmed: vec!["stale".into()],
+                stale_after: Some(Duration::from_secs(120)),
                 alive: vec!["w1".into()],
             },
             ..StuckRules::plain(Duration::from_secs(180))
         };
         let sql = reset_stuck_sql(&full);
         assert!(sql.contains("WHEN E'ahead' THEN 300000"), "{sql}");
-        assert!(sql.contains("<> ALL (ARRAY[E'stale']::text[])"), "{sql}");
+        assert!(
+            sql.contains("w.worker_id <> ALL (ARRAY[E'ahead']::text[])"),
+            "{sql}"
+        );
         assert!(sql.contains("interval '240000 milliseconds'"), "{sql}");
         assert!(sql.contains("coalesce(q.max_attempts, 3)"), "{sql}");
         assert!(sql.contains("status_id = 3, ocr_error"), "{sql}");

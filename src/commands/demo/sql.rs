@@ -18,29 +18,42 @@ pub struct ClaimedJob {
     pub released_at: Option<f64>,
 }
 
-/// Registers a worker: its `worker_status` row, idle, heartbeat now
-/// (an upsert, so a restarted worker can reuse its id).
-pub async fn register_worker(db: &Database, worker: &str) -> Result<(), DbError> {
+/// The time as a worker whose clock is `offset_ms` off writes it (real
+/// workers write `last_heartbeat` and `processing_started_at` with their
+/// own clocks).
+fn worker_clock(offset_ms: i64) -> String {
+    if offset_ms == 0 {
+        "now()".to_string()
+    } else {
+        format!("(now() + interval '{offset_ms} milliseconds')")
+    }
+}
+
+/// Registers a worker: its `worker_status` row, idle, heartbeat now by its
+/// clock (an upsert, so a restarted worker can reuse its id).
+pub async fn register_worker(db: &Database, worker: &str, offset_ms: i64) -> Result<(), DbError> {
     let sql = format!(
         "WITH up AS (
             INSERT INTO worker_status (worker_id, status, current_job_id, last_heartbeat, started_at)
-            VALUES ({me}, 'idle', NULL, now(), now())
+            VALUES ({me}, 'idle', NULL, {now}, {now})
             ON CONFLICT (worker_id) DO UPDATE
-            SET status = 'idle', current_job_id = NULL, last_heartbeat = now(), started_at = now()
+            SET status = 'idle', current_job_id = NULL, last_heartbeat = {now}, started_at = {now}
             RETURNING 1)
          SELECT to_json(count(*)) FROM up",
         me = literal(worker),
+        now = worker_clock(offset_ms),
     );
     db.query_json::<i64>(&sql).await.map(drop)
 }
 
-/// A worker's heartbeat: its `last_heartbeat` is now. Returns whether its
-/// row exists.
-pub async fn heartbeat(db: &Database, worker: &str) -> Result<bool, DbError> {
+/// A worker's heartbeat: its `last_heartbeat` is now by its clock.
+/// Returns whether its row exists.
+pub async fn heartbeat(db: &Database, worker: &str, offset_ms: i64) -> Result<bool, DbError> {
     let sql = format!(
-        "WITH hb AS (UPDATE worker_status SET last_heartbeat = now() WHERE worker_id = {me} RETURNING 1)
+        "WITH hb AS (UPDATE worker_status SET last_heartbeat = {now} WHERE worker_id = {me} RETURNING 1)
          SELECT to_json(count(*) > 0) FROM hb",
         me = literal(worker),
+        now = worker_clock(offset_ms),
     );
     db.query_json(&sql).await
 }
@@ -49,10 +62,14 @@ pub async fn heartbeat(db: &Database, worker: &str) -> Result<bool, DbError> {
 /// update of the first unlocked waiting row (`FOR UPDATE SKIP LOCKED`, so
 /// workers never wait on each other), and marks the worker busy with it.
 /// `None` when nothing waits.
-pub async fn claim_job(db: &Database, worker: &str) -> Result<Option<ClaimedJob>, DbError> {
+pub async fn claim_job(
+    db: &Database,
+    worker: &str,
+    offset_ms: i64,
+) -> Result<Option<ClaimedJob>, DbError> {
     let sql = format!(
         "WITH claimed AS (
-            UPDATE extraction_queue SET status_id = 2, worker_id = {me}, processing_started_at = now()
+            UPDATE extraction_queue SET status_id = 2, worker_id = {me}, processing_started_at = {now}
             WHERE id = (SELECT id FROM extraction_queue WHERE status_id = 1
                         ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
               AND status_id = 1
@@ -66,6 +83,7 @@ pub async fn claim_job(db: &Database, worker: &str) -> Result<Option<ClaimedJob>
                                       THEN extract(epoch FROM updated_at)::float8 END)
                          FROM claimed), 'null')",
         me = literal(worker),
+        now = worker_clock(offset_ms),
     );
     db.query_json(&sql).await
 }
@@ -80,6 +98,7 @@ pub async fn finish_job(
     worker: &str,
     job: &str,
     failure: Option<&str>,
+    offset_ms: i64,
 ) -> Result<Option<i32>, DbError> {
     let ok = if failure.is_none() { "true" } else { "false" };
     let error = failure.map_or("NULL".to_string(), literal);
@@ -100,7 +119,7 @@ pub async fn finish_job(
             RETURNING q.status_id
         ), me AS (
             UPDATE worker_status
-            SET status = 'idle', current_job_id = NULL, last_heartbeat = now(),
+            SET status = 'idle', current_job_id = NULL, last_heartbeat = {now},
                 jobs_completed = jobs_completed + (SELECT count(*) FROM done WHERE status_id = 3),
                 jobs_failed = jobs_failed + (SELECT count(*) FROM done WHERE status_id <> 3)
             WHERE worker_id = {me}
@@ -108,6 +127,7 @@ pub async fn finish_job(
         SELECT coalesce((SELECT to_json(status_id) FROM done), 'null')",
         job = literal(job),
         me = literal(worker),
+        now = worker_clock(offset_ms),
     );
     db.query_json(&sql).await
 }

@@ -63,6 +63,9 @@ pub struct WorkerConfig {
     pub first_fate: Option<Fate>,
     /// Seed of the random choices (same seed, same choices).
     pub seed: u64,
+    /// How far its clock is off the database's, in milliseconds (negative:
+    /// behind); the times it writes are off by as much.
+    pub clock_offset_ms: i64,
 }
 
 impl WorkerConfig {
@@ -84,6 +87,7 @@ impl WorkerConfig {
             idle_poll: Duration::from_millis(200),
             first_fate: None,
             seed,
+            clock_offset_ms: 0,
         }
     }
 }
@@ -197,7 +201,8 @@ impl Worker {
 
     /// One life: registered, heartbeating and taking jobs until it crashes.
     async fn live(&mut self, id: &str, first_life: bool) -> Ending {
-        while let Err(_e) = sql::register_worker(&self.db, id).await {
+        let offset = self.config.clock_offset_ms;
+        while let Err(_e) = sql::register_worker(&self.db, id, offset).await {
             self.note().errors += 1;
             tokio::time::sleep(self.config.idle_poll).await;
         }
@@ -205,7 +210,7 @@ impl Worker {
         let heartbeats = async move {
             loop {
                 tokio::time::sleep(every).await;
-                if sql::heartbeat(&db, id).await.is_err() {
+                if sql::heartbeat(&db, id, offset).await.is_err() {
                     stats.lock().unwrap_or_else(|e| e.into_inner()).errors += 1;
                 }
             }
@@ -218,9 +223,10 @@ impl Worker {
 
     /// Takes and works jobs until a crash.
     async fn work(&mut self, id: &str, first_life: bool) -> Ending {
+        let offset = self.config.clock_offset_ms;
         let mut first = first_life;
         loop {
-            let job = match sql::claim_job(&self.db, id).await {
+            let job = match sql::claim_job(&self.db, id, offset).await {
                 Ok(Some(job)) => job,
                 Ok(None) => {
                     tokio::time::sleep(self.config.idle_poll).await;
@@ -312,7 +318,8 @@ impl Worker {
     }
 
     async fn finish(&mut self, id: &str, job: &str, failure: Option<&str>, after_hang: bool) {
-        let result = sql::finish_job(&self.db, id, job, failure).await;
+        let offset = self.config.clock_offset_ms;
+        let result = sql::finish_job(&self.db, id, job, failure, offset).await;
         let mut s = self.note();
         match result {
             Ok(Some(3)) => s.completed += 1,
