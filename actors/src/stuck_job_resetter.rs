@@ -45,7 +45,7 @@ impl Check for StuckJobResetter {
                 cx.fleet.observe(db.project(), &read);
             }
             let mut rules = allowed.stuck_rules(&cx.settings);
-            rules.workers = cx.fleet.view(&judge(&cx));
+            rules.workers = cx.fleet.view(&judge(&cx), rules.live_grace.is_some());
             sql::reset_stuck(&db, &rules).await
         }
     }

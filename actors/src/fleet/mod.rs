@@ -20,17 +20,15 @@
 //! [`MonitorState`](crate::MonitorState); touched a few times per run.
 
 pub mod sighting;
+mod skew;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
+pub use crate::sql::workers::{WorkerRead, WorkerRow};
 pub use sighting::{Judge, Sighting, Verdict};
-
-/// Clock offsets within this many seconds are heartbeat jitter, not skew.
-pub const SKEW_TOLERANCE: f64 = 30.0;
+pub use skew::{SKEW_TOLERANCE, Skew};
 
 /// At most this many skewed workers are corrected for (the most skewed).
 pub const MAX_CORRECTED: usize = 100;
@@ -39,39 +37,9 @@ pub const MAX_CORRECTED: usize = 100;
 /// the grace: beyond, the statement would grow with the fleet.
 pub const MAX_NAMED: usize = 1000;
 
-/// One worker row as read ([`crate::sql::read_workers`]).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct WorkerRow {
-    pub id: String,
-    /// `last_heartbeat` as epoch seconds, exactly as printed.
-    pub hb: Option<String>,
-}
-
-/// A read of a project's live worker rows, stamped by its database.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct WorkerRead {
-    /// The database's `now()`, epoch seconds.
-    pub now: f64,
-    pub rows: Vec<WorkerRow>,
-}
-
-/// A worker whose clock is off, as reported.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Skew {
-    pub project: String,
-    pub worker: String,
-    /// Seconds ahead of the database (negative: behind), the bound
-    /// nearest zero.
-    pub offset: f64,
-}
-
-/// A worker, over all projects.
+/// What is known of a worker besides its rows.
 #[derive(Debug, Default)]
 struct Worker {
-    sightings: HashMap<String, Sighting>,
-    /// Its clock's offset, when beyond the tolerance: the bound that makes
-    /// its jobs look youngest.
-    offset: Option<f64>,
     skew_reported: bool,
     /// Its death was announced.
     announced: bool,
@@ -79,7 +47,18 @@ struct Worker {
 
 #[derive(Debug, Default)]
 struct Inner {
+    /// Per project: its live worker rows, as last read. Kept per project so
+    /// that a project's run looks at its own rows only, whatever the size
+    /// of the others.
+    sightings: BTreeMap<String, HashMap<String, Sighting>>,
+    /// Every worker with a row somewhere (and those whose last row just
+    /// went, until their death is announced).
     workers: HashMap<String, Worker>,
+    /// Workers whose clock is off beyond the tolerance: the bound that
+    /// makes their jobs look youngest.
+    offsets: BTreeMap<String, f64>,
+    /// Workers whose last live row left the reads: dead, to announce.
+    gone: Vec<String>,
     /// Per project: jobs' holders with no live row, since when.
     unknown_holders: HashMap<String, HashMap<String, Instant>>,
     /// Per project: dead workers whose jobs there may not all be free.
@@ -87,6 +66,22 @@ struct Inner {
     /// Projects read at least once.
     read: BTreeSet<String>,
     skews: Vec<Skew>,
+}
+
+impl Inner {
+    /// A worker's verdict over every project that has a row of it.
+    fn verdict(&self, id: &str, judge: &Judge, now: Instant) -> Verdict {
+        sighting::fold(
+            self.sightings
+                .values()
+                .filter_map(|rows| rows.get(id))
+                .map(|s| s.verdict(judge, now)),
+        )
+    }
+
+    fn has_row(&self, id: &str) -> bool {
+        self.sightings.values().any(|rows| rows.contains_key(id))
+    }
 }
 
 /// What a project's reaper does after a read.
@@ -110,7 +105,7 @@ pub struct WorkerView {
     /// this waits (a slow clock would pass for a stuck job; a dead worker's
     /// job is the reaper's once the row goes offline).
     pub stale_after: Option<Duration>,
-    /// Workers alive now (for the live-worker grace).
+    /// Workers alive now (for the live-worker grace), when asked for.
     pub alive: Vec<String>,
 }
 
@@ -145,51 +140,55 @@ impl Fleet {
     }
 
     pub(crate) fn observe_at(&self, project: &str, read: &WorkerRead, now: Instant) {
-        let mut inner = self.lock();
-        let inner = &mut *inner;
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         inner.read.insert(project.to_string());
-        let mut present = BTreeSet::new();
+        let mut before = inner.sightings.remove(project).unwrap_or_default();
+        let mut rows = HashMap::with_capacity(read.rows.len());
         for row in &read.rows {
-            present.insert(row.id.as_str());
-            let worker = inner.workers.entry(row.id.clone()).or_default();
-            match worker.sightings.get_mut(project) {
+            let (sighting, bounds) = match before.remove(&row.id) {
                 None => {
+                    // A heartbeat ahead of the database is skew at once;
+                    // an old one may just be a dead worker's.
+                    let low = sighting::seconds(row.hb.as_deref()).map(|h| h - read.now);
                     let s = Sighting::new(row.hb.clone(), now, read.now);
-                    worker.sightings.insert(project.to_string(), s);
-                    // A heartbeat ahead of the database is skew at once; an
-                    // old one may just be a dead worker's.
-                    if let Some(h) = sighting::seconds(row.hb.as_deref()) {
-                        let (low, high) = (h - read.now, f64::INFINITY);
-                        note_offset(worker, project, &row.id, low, high, &mut inner.skews);
-                    }
+                    (s, low.map(|low| (low, f64::INFINITY)))
                 }
-                Some(s) => {
+                Some(mut s) => {
                     let mut bounds = None;
                     if s.heartbeat != row.hb {
-                        if let Some(h) = sighting::seconds(row.hb.as_deref()) {
-                            bounds = Some((h - read.now, h - s.last_read_db));
-                        }
+                        bounds = sighting::seconds(row.hb.as_deref())
+                            .map(|h| (h - read.now, h - s.last_read_db));
                         s.heartbeat = row.hb.clone();
                         s.changed_at = Some(now);
                     }
                     s.last_read = now;
                     s.last_read_db = read.now;
-                    if let Some((low, high)) = bounds {
-                        note_offset(worker, project, &row.id, low, high, &mut inner.skews);
-                    }
+                    (s, bounds)
                 }
+            };
+            let worker = inner.workers.entry(row.id.clone()).or_default();
+            if let Some((low, high)) = bounds
+                && let Some(skew) = skew::note_offset(
+                    &mut inner.offsets,
+                    &mut worker.skew_reported,
+                    &row.id,
+                    low,
+                    high,
+                )
+            {
+                inner.skews.push(Skew {
+                    project: project.to_string(),
+                    ..skew
+                });
             }
+            rows.insert(row.id.clone(), sighting);
         }
+        inner.sightings.insert(project.to_string(), rows);
         // Rows gone from the read: the worker is offline here.
-        let gone: Vec<String> = inner
-            .workers
-            .iter()
-            .filter(|(id, w)| w.sightings.contains_key(project) && !present.contains(id.as_str()))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in gone {
-            if let Some(w) = inner.workers.get_mut(&id) {
-                w.sightings.remove(project);
+        for (id, _) in before {
+            if !inner.has_row(&id) {
+                inner.gone.push(id);
             }
         }
     }
@@ -202,50 +201,60 @@ impl Fleet {
     }
 
     pub(crate) fn judge_at(&self, project: &str, judge: &Judge, now: Instant) -> Judged {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         let mut judged = Judged {
             skews: std::mem::take(&mut inner.skews),
             ..Judged::default()
         };
-        let (mut forget, mut revived) = (Vec::new(), Vec::new());
-        for (id, w) in inner.workers.iter_mut() {
-            let verdict = sighting::fold(w.sightings.values().map(|s| s.verdict(judge, now)));
-            if verdict == Verdict::Alive && w.announced {
-                // Seen alive after all (its project was out of reach): its
-                // jobs are no longer owed.
-                w.announced = false;
-                revived.push(id.clone());
-            }
-            let dead = verdict == Verdict::Dead || (w.sightings.is_empty() && !w.announced);
-            if !dead {
+        // Workers whose last row went: dead, unless a row came back.
+        for id in std::mem::take(&mut inner.gone) {
+            if inner.has_row(&id) {
                 continue;
             }
-            if let Some(s) = w.sightings.get(project) {
-                judged.to_mark.push((id.clone(), s.heartbeat.clone()));
-            }
-            if !w.announced {
-                w.announced = true;
-                judged.died.push(id.clone());
-            }
-            if w.sightings.is_empty() {
-                forget.push(id.clone());
+            inner.offsets.remove(&id);
+            if let Some(w) = inner.workers.remove(&id)
+                && !w.announced
+            {
+                judged.died.push(id);
             }
         }
-        for id in &forget {
-            inner.workers.remove(id);
-        }
-        // After a mass death, do not keep room for a hundred thousand.
-        if inner.workers.capacity() > 2 * inner.workers.len() + 64 {
-            inner.workers.shrink_to_fit();
+        let mut revived = Vec::new();
+        if let Some(rows) = inner.sightings.get(project) {
+            for (id, s) in rows {
+                let verdict = inner.verdict(id, judge, now);
+                let Some(w) = inner.workers.get_mut(id) else {
+                    continue;
+                };
+                match verdict {
+                    // Seen alive after all (its project was out of reach):
+                    // its jobs are no longer owed.
+                    Verdict::Alive if w.announced => {
+                        w.announced = false;
+                        revived.push(id.clone());
+                    }
+                    Verdict::Dead => {
+                        judged.to_mark.push((id.clone(), s.heartbeat.clone()));
+                        if !w.announced {
+                            w.announced = true;
+                            judged.died.push(id.clone());
+                        }
+                    }
+                    _ => {}
+                }
+            }
         }
         for owed in inner.owed.values_mut() {
             for id in &revived {
                 owed.remove(id);
             }
         }
+        if inner.workers.capacity() > 2 * inner.workers.len() + 64 {
+            inner.workers.shrink_to_fit();
+        }
         judged.to_mark.sort();
         judged.died.sort();
-        owe(&mut inner, &judged.died);
+        owe(inner, &judged.died);
         judged
     }
 
@@ -269,9 +278,7 @@ impl Fleet {
         let mut still = HashMap::new();
         let mut died = Vec::new();
         for id in holders {
-            if let Some(w) = inner.workers.get(id)
-                && !w.sightings.is_empty()
-            {
+            if inner.has_row(id) {
                 continue; // a live row somewhere: judged by its heartbeat
             }
             let since = before.get(id).copied().unwrap_or(now);
@@ -321,48 +328,49 @@ impl Fleet {
         }
     }
 
-    /// What the stuck-job rule needs, now.
-    pub fn view(&self, judge: &Judge) -> WorkerView {
-        self.view_at(judge, Instant::now())
+    /// What the stuck-job rule needs, now; the live workers only when
+    /// `alive` is asked for (the grace), since it means looking at all.
+    pub fn view(&self, judge: &Judge, alive: bool) -> WorkerView {
+        self.view_at(judge, alive, Instant::now())
     }
 
-    pub(crate) fn view_at(&self, judge: &Judge, now: Instant) -> WorkerView {
+    pub(crate) fn view_at(&self, judge: &Judge, alive: bool, now: Instant) -> WorkerView {
         let inner = self.lock();
-        let mut view = WorkerView::default();
-        for (id, w) in &inner.workers {
-            let verdict = sighting::fold(w.sightings.values().map(|s| s.verdict(judge, now)));
-            if verdict == Verdict::Alive {
-                view.alive.push(id.clone());
-            }
-            if let Some(offset) = w.offset {
-                view.offsets.push((id.clone(), offset));
-            }
-        }
+        let mut view = WorkerView {
+            offsets: inner.offsets.iter().map(|(w, o)| (w.clone(), *o)).collect(),
+            stale_after: Some(judge.dead_after),
+            alive: Vec::new(),
+        };
         view.offsets
             .sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
         view.offsets.truncate(MAX_CORRECTED);
-        view.alive.sort();
-        view.alive.truncate(MAX_NAMED);
-        view.stale_after = Some(judge.dead_after);
+        if alive {
+            view.alive = inner
+                .workers
+                .keys()
+                .filter(|id| inner.verdict(id, judge, now) == Verdict::Alive)
+                .take(MAX_NAMED)
+                .cloned()
+                .collect();
+            view.alive.sort();
+        }
         view
     }
 
-    /// How many of `project`'s rows belong to workers alive now, or
-    /// `None` before its first read.
+    /// How many of `project`'s rows belong to workers alive now (their
+    /// heartbeat seen to change, or fresh as written), or `None` before
+    /// its first read.
     pub fn alive_in(&self, project: &str, judge: &Judge) -> Option<u64> {
         let now = Instant::now();
         let inner = self.lock();
         if !inner.read.contains(project) {
             return None;
         }
-        let alive = inner
-            .workers
-            .values()
-            .filter(|w| w.sightings.contains_key(project))
-            .filter(|w| {
-                sighting::fold(w.sightings.values().map(|s| s.verdict(judge, now)))
-                    == Verdict::Alive
-                    && !w.sightings.values().all(|s| s.unconfirmed(judge))
+        let rows = inner.sightings.get(project)?;
+        let alive = rows
+            .iter()
+            .filter(|(id, s)| {
+                !s.unconfirmed(judge) && inner.verdict(id, judge, now) == Verdict::Alive
             })
             .count();
         Some(alive as u64)
@@ -381,38 +389,6 @@ fn owe(inner: &mut Inner, workers: &[String]) {
     }
     for owed in inner.owed.values_mut() {
         owed.extend(workers.iter().cloned());
-    }
-}
-
-/// Notes a worker's clock offset, known to lie between `low` and `high`
-/// seconds: beyond the tolerance it is kept (as `low`, which makes its jobs
-/// look youngest) and reported once.
-fn note_offset(
-    worker: &mut Worker,
-    project: &str,
-    id: &str,
-    low: f64,
-    high: f64,
-    skews: &mut Vec<Skew>,
-) {
-    let reported = if low > SKEW_TOLERANCE {
-        low
-    } else if high < -SKEW_TOLERANCE {
-        high
-    } else {
-        return;
-    };
-    if !low.is_finite() {
-        return;
-    }
-    worker.offset = Some(low);
-    if !worker.skew_reported {
-        worker.skew_reported = true;
-        skews.push(Skew {
-            project: project.to_string(),
-            worker: id.to_string(),
-            offset: reported,
-        });
     }
 }
 

@@ -90,7 +90,7 @@ fn a_slow_clock_is_alive_while_it_beats_and_is_reported_once() {
     let skews: Vec<&Skew> = runs.iter().flat_map(|j| &j.skews).collect();
     assert_eq!(skews.len(), 1, "{skews:?}");
     assert!(skews[0].offset < -250.0, "{skews:?}");
-    let view = fleet.view_at(&judge(), Instant::now() + Duration::from_secs(270));
+    let view = fleet.view_at(&judge(), true, Instant::now() + Duration::from_secs(270));
     assert_eq!(view.offsets.len(), 1);
     assert!(view.offsets[0].1 <= -299.0, "{view:?}");
 }

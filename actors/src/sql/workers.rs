@@ -13,7 +13,22 @@ use serde::Deserialize;
 use super::literal;
 use super::stage::{AttemptColumns, PROCESSING, ReleasedJob, released_json};
 use crate::database::{Database, DbError};
-use crate::fleet::WorkerRead;
+
+/// One worker row as read ([`read_workers`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct WorkerRow {
+    pub id: String,
+    /// `last_heartbeat` as epoch seconds, exactly as printed.
+    pub hb: Option<String>,
+}
+
+/// A read of a project's live worker rows, stamped by its database.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct WorkerRead {
+    /// The database's `now()`, epoch seconds.
+    pub now: f64,
+    pub rows: Vec<WorkerRow>,
+}
 
 /// Most workers (or jobs) one statement handles: each finishes well within
 /// a statement timeout, and an incident of any size progresses by batches.
