@@ -31,13 +31,7 @@ fn a_dead_workers_locked_job_comes_back_once_free() {
         (2, Some("gone"), Some("1 second")),
         (2, Some("gone"), Some("1 second")),
     ]);
-    let mut session = db.connect();
-    let mut tx = session.transaction().unwrap();
-    tx.execute(
-        &format!("SELECT 1 FROM extraction_queue WHERE id = '{locked}' FOR UPDATE"),
-        &[],
-    )
-    .unwrap();
+    let lock = db.lock_job(&locked);
     let mut vars = fast(&[
         ("MONITOR_STUCK_JOB_AFTER", "1h"),
         ("MONITOR_DEAD_WORKER_AFTER", "2s"),
@@ -50,7 +44,7 @@ fn a_dead_workers_locked_job_comes_back_once_free() {
     // Runs go by while it is locked: still owed, never forgotten.
     wait_more(addr(&monitor), "dev", "WorkerReaper", "runs", 5);
     assert_eq!(db.job_status(&locked), 2);
-    tx.rollback().unwrap();
+    drop(lock);
     monitor.wait_for(1, "💀 Released jobs of dead workers", Some("dev"), WAIT);
     assert_eq!(db.job_status(&locked), 1);
     assert_eq!(db.field(&locked, "worker_id"), None);

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::heartbeat::Heartbeat;
-use common::{Monitor, TempDir, TestDb, command, fast, output_within};
+use common::{Monitor, TestDb, fast};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -18,25 +18,11 @@ fn vars_for(db: &TestDb, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     vars
 }
 
-fn errors(monitor: &Monitor) -> Vec<serde_json::Value> {
-    monitor
-        .logs()
-        .into_iter()
-        .filter(|l| l["level"] == "ERROR")
-        .collect()
-}
-
 /// Runs the binary with `args`; returns (exit code, stdout and stderr).
 fn run(args: &[&str], db: &TestDb) -> (i32, String) {
-    let dir = TempDir::new();
     let vars = [("DEV_SUPABASE_DB_URL", db.url.as_str())];
-    let out = output_within(command(args, &vars, &dir), WAIT);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    let (code, out, err) = common::run_binary(args, &vars, WAIT);
+    (code.unwrap_or(-1), out + &err)
 }
 
 /// A project whose queue holds a counter at the integer maximum, infinite
@@ -98,7 +84,7 @@ fn poison_rows_stop_nothing() {
         [1, 4, 1, 2, 1]
     );
     assert_eq!(db.field(&max, "attemtps").as_deref(), Some("2147483647"));
-    assert!(errors(&monitor).is_empty(), "{:?}", errors(&monitor));
+    assert!(monitor.errors().is_empty(), "{:?}", monitor.errors());
 }
 
 /// `MONITOR_ATTEMPTS_COLUMN=order` (a reserved word, for a column that
@@ -129,5 +115,5 @@ fn a_reserved_word_works_as_the_attempts_column() {
         assert_eq!(db.field(id, "\"order\"").as_deref(), Some("1"));
         assert_eq!(db.field(id, "attemtps").as_deref(), Some("0"));
     }
-    assert!(errors(&monitor).is_empty(), "{:?}", errors(&monitor));
+    assert!(monitor.errors().is_empty(), "{:?}", monitor.errors());
 }

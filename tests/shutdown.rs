@@ -89,11 +89,7 @@ fn sigterm_cancels_a_statement_waiting_on_a_lock() {
         "{:?}",
         monitor.raw_lines()
     );
-    let errors: Vec<_> = monitor
-        .logs()
-        .into_iter()
-        .filter(|l| l["level"] == "ERROR")
-        .collect();
+    let errors = monitor.errors();
     assert!(errors.is_empty(), "{errors:?}");
 
     lock.rollback().unwrap();
@@ -119,11 +115,7 @@ fn a_shutdown_logs_no_error_for_what_it_cancelled() {
     let status = monitor.wait_exit(WAIT).expect("the monitor exits");
     assert!(status.success(), "{status:?}");
     monitor.wait_for(1, "🛑 Shutting down", None, WAIT);
-    let errors: Vec<_> = monitor
-        .logs()
-        .into_iter()
-        .filter(|l| l["level"] == "ERROR")
-        .collect();
+    let errors = monitor.errors();
     assert!(errors.is_empty(), "{errors:?}");
     assert!(monitor.find("🛑 Could not cancel", None).is_empty());
 }

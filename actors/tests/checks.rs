@@ -78,13 +78,7 @@ fn the_reaper_frees_every_job_of_the_dead_locked_or_not() {
         (2, Some("ghost"), Some("1 second")),
         (2, Some("slow"), Some("10 minutes")),
     ]);
-    let mut session = db.connect();
-    let mut tx = session.transaction().unwrap();
-    tx.execute(
-        &format!("SELECT 1 FROM extraction_queue WHERE id = '{locked}' FOR UPDATE"),
-        &[],
-    )
-    .unwrap();
+    let lock = db.lock_job(&locked);
     let settings = Settings {
         dead_worker_after: Duration::from_millis(300),
         check_interval: Duration::from_millis(100),
@@ -120,7 +114,7 @@ fn the_reaper_frees_every_job_of_the_dead_locked_or_not() {
         ["dead"],
         "the locked job is still owed"
     );
-    tx.rollback().unwrap();
+    drop(lock);
     let out = db.run(async |db| reaper.run_once(&db, &cx).await.unwrap());
     assert_eq!(
         common::sorted_ids(&out.released),

@@ -51,16 +51,10 @@ fn marking_offline_is_guarded_by_the_heartbeat_and_skips_locked_rows() {
         .collect();
     // "beat" heartbeats after the read; "held" is locked by a session.
     db.exec("UPDATE worker_status SET last_heartbeat = now() WHERE worker_id = 'beat'");
-    let mut other = db.connect();
-    let mut tx = other.transaction().unwrap();
-    tx.execute(
-        "SELECT 1 FROM worker_status WHERE worker_id = 'held' FOR UPDATE",
-        &[],
-    )
-    .unwrap();
+    let lock = db.lock_rows("worker_status", "worker_id = 'held'");
     let first = db.run(async |db| sql::mark_offline(&db, &judged).await.unwrap());
     assert_eq!(first, ["dead"]);
-    tx.rollback().unwrap();
+    drop(lock);
     let second = db.run(async |db| sql::mark_offline(&db, &judged).await.unwrap());
     assert_eq!(second, ["held"]);
     let status = |db: &mut TestDb, w: &str| {
@@ -83,13 +77,7 @@ fn a_dead_workers_jobs_come_back_and_locked_ones_stay_owed() {
         (2, Some("dead"), Some("1 minute")),
         (2, Some("live"), Some("10 minutes")),
     ]);
-    let mut session = db.connect();
-    let mut tx = session.transaction().unwrap();
-    tx.execute(
-        &format!("SELECT 1 FROM extraction_queue WHERE id = '{locked}' FOR UPDATE"),
-        &[],
-    )
-    .unwrap();
+    let lock = db.lock_job(&locked);
     let dead = vec!["dead".to_string()];
     let first = db.run(async |db| sql::release_jobs_of(&db, &dead, None).await.unwrap());
     assert_eq!(
@@ -101,7 +89,7 @@ fn a_dead_workers_jobs_come_back_and_locked_ones_stay_owed() {
         db.field(&old, "error_message").as_deref(),
         Some("Released by health monitor - worker dead is dead")
     );
-    tx.rollback().unwrap();
+    drop(lock);
     let second = db.run(async |db| sql::release_jobs_of(&db, &dead, None).await.unwrap());
     assert_eq!(
         common::sorted_ids(&second.released),

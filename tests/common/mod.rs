@@ -238,6 +238,14 @@ impl Monitor {
             .collect()
     }
 
+    /// Every ERROR line so far.
+    pub fn errors(&self) -> Vec<Value> {
+        self.logs()
+            .into_iter()
+            .filter(|l| l["level"] == "ERROR")
+            .collect()
+    }
+
     /// Log lines whose message starts with `prefix`, for `environment` if given.
     pub fn find(&self, prefix: &str, environment: Option<&str>) -> Vec<Value> {
         self.logs()

@@ -147,6 +147,10 @@ pub fn sorted(ids: &[&String]) -> Vec<String> {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// Another session holding a row locked (`FOR UPDATE`), as an operator or
+/// a migration may, until dropped (its connection closes, the lock goes).
+pub struct RowLock(#[allow(dead_code)] Client);
+
 /// A database of the test's own.
 pub struct TestDb {
     pub name: String,
@@ -191,6 +195,23 @@ impl TestDb {
         let timeout = Duration::from_secs(5);
         let db = Database::new(&self.project(), timeout, timeout);
         actix_rt::System::new().block_on(f(db))
+    }
+
+    /// Locks, from another session, the rows of `table` matching `condition`
+    /// (SQL), until the returned lock is dropped.
+    pub fn lock_rows(&self, table: &str, condition: &str) -> RowLock {
+        let mut client = self.connect();
+        client
+            .batch_execute(&format!(
+                "BEGIN; SELECT 1 FROM {table} WHERE {condition} FOR UPDATE"
+            ))
+            .unwrap_or_else(|e| panic!("lock {table} where {condition}: {e}"));
+        RowLock(client)
+    }
+
+    /// Locks a job's row from another session (see [`TestDb::lock_rows`]).
+    pub fn lock_job(&self, id: &str) -> RowLock {
+        self.lock_rows("extraction_queue", &format!("id = '{id}'"))
     }
 
     /// Another session on this database (to hold a lock, say).
