@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::sql::HealthCounts;
+use crate::sql::{HealthCounts, HealthProbe};
 
 /// The anomalies the health check watches for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -61,6 +61,39 @@ pub fn holding(
     ]
 }
 
+/// The bound of the processing probe for a fleet of `fleet` active
+/// workers: one more than the anomaly's limit, so it can be told apart.
+pub fn processing_cap(fleet: Option<u64>) -> u64 {
+    fleet.map_or(1, |active| 2 * active + 1)
+}
+
+/// Whether each anomaly holds, by the bounded probes: the same decisions
+/// as [`holding`] on exact counts. `processing_cap` is the bound the probe
+/// used ([`processing_cap`] of the fleet known then); `None` when the
+/// fleet has grown since, past what that bound can tell.
+pub fn probed(
+    probe: HealthProbe,
+    processing_cap: u64,
+    fleet: Option<u64>,
+    failed_jobs_warn: u64,
+) -> [(Anomaly, Option<bool>); 3] {
+    let too_many = match fleet {
+        None => Some(false),
+        Some(active) if probe.processing < processing_cap => Some(probe.processing > 2 * active),
+        // At least the cap: more than the limit if the cap is.
+        Some(active) => (processing_cap > 2 * active).then_some(true),
+    };
+    [
+        (
+            Anomaly::NoActiveWorkers,
+            Some(fleet == Some(0) && probe.pending),
+        ),
+        (Anomaly::TooManyProcessing, too_many),
+        // Counted up to the threshold plus one.
+        (Anomaly::HighFailures, Some(probe.errors > failed_jobs_warn)),
+    ]
+}
+
 /// What to say about an anomaly after a count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Say {
@@ -71,7 +104,7 @@ pub enum Say {
 }
 
 /// The anomalies that hold, and when each was last warned about.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Anomalies {
     active: BTreeMap<Anomaly, Instant>,
 }
@@ -107,6 +140,30 @@ impl Anomalies {
             }
         }
         said
+    }
+
+    /// Whether [`step`](Self::step) would warn about anything now.
+    pub fn warn_due(
+        &self,
+        holds: &[(Anomaly, bool); 3],
+        now: Instant,
+        repeat_every: Duration,
+    ) -> bool {
+        holds.iter().any(|(anomaly, holds)| {
+            *holds
+                && self
+                    .active
+                    .get(anomaly)
+                    .is_none_or(|at| now.duration_since(*at) >= repeat_every)
+        })
+    }
+
+    /// Decisions the probes could not make, as they stand: the anomaly's
+    /// state does not change on them. Also says whether there were any.
+    pub fn settle(&self, holds: [(Anomaly, Option<bool>); 3]) -> ([(Anomaly, bool); 3], bool) {
+        let undecided = holds.iter().any(|(_, h)| h.is_none());
+        let decided = holds.map(|(a, h)| (a, h.unwrap_or_else(|| self.active.contains_key(&a))));
+        (decided, undecided)
     }
 
     /// The names of the anomalies that hold, for `/status` and metrics.
@@ -159,6 +216,36 @@ mod tests {
         assert!(held(holding(counts(3, 2, 0), Some(1), 10)).is_empty());
         // An unknown fleet (a project not yet counted) judges no worker.
         assert!(held(holding(counts(3, 9, 0), None, 10)).is_empty());
+    }
+
+    fn probe(pending: bool, processing: u64, errors: u64) -> HealthProbe {
+        HealthProbe {
+            active_workers: 0,
+            pending,
+            processing,
+            errors,
+        }
+    }
+
+    #[test]
+    fn bounded_probes_decide_as_exact_counts_do() {
+        let cap = processing_cap(Some(1));
+        assert_eq!(cap, 3);
+        for (processing, errors) in [(0, 0), (2, 10), (3, 11)] {
+            let exact = holding(counts(1, processing, errors), Some(1), 10);
+            let bounded = probed(
+                probe(true, processing.min(cap), errors.min(11)),
+                cap,
+                Some(1),
+                10,
+            );
+            assert_eq!(exact.map(|(a, h)| (a, Some(h))), bounded);
+        }
+        // A bound set for one worker cannot tell "3 or more" for two.
+        let grown = probed(probe(true, 3, 0), cap, Some(2), 10);
+        assert_eq!(grown[1], (Anomaly::TooManyProcessing, None));
+        let (decided, undecided) = Anomalies::default().settle(grown);
+        assert!(undecided && !decided[1].1);
     }
 
     #[test]

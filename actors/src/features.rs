@@ -24,6 +24,15 @@ pub struct Allowed {
     pub ocr: Option<OcrRule>,
     /// Whether the leader election's lease table (`sql/leader.sql`) exists.
     pub lease: bool,
+    /// Whether every stuck rule on has its index (`sql/indexes.sql`): the
+    /// resetter then looks for stuck jobs read-only in those ranges first,
+    /// and writes only when it finds some.
+    pub stuck_indexed: bool,
+    /// Whether the open-status index (`sql/indexes.sql`) exists: the
+    /// health check then probes between exact counts (each an index range);
+    /// without it one pass over the table counts exactly every run, which
+    /// costs less than probes that each may read the table.
+    pub open_status_indexed: bool,
 }
 
 impl Allowed {
@@ -64,9 +73,13 @@ impl Features {
         }
         let probed = sql::probe_schema(db, &settings.attempts_column).await?;
         let columns = probed.columns;
+        let decided = decide(&columns, settings);
         let allowed = Allowed {
             lease: probed.lease,
-            ..decide(&columns, settings)
+            stuck_indexed: probed.stuck_indexed
+                && (decided.ocr.is_none() || probed.ocr_stuck_indexed),
+            open_status_indexed: probed.open_status_indexed,
+            ..decided
         };
         if !columns.table {
             // The statements will say what is missing; probe again next time.
@@ -135,6 +148,8 @@ pub fn decide(columns: &Columns, settings: &Settings) -> Allowed {
         attempts,
         ocr,
         lease: false,
+        stuck_indexed: false,
+        open_status_indexed: false,
     }
 }
 

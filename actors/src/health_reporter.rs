@@ -1,9 +1,17 @@
 //! `HealthReporter`: counts workers and jobs, logs them, warns on anomalies.
 //!
-//! Every check interval one statement ([`sql::health_counts`]) counts active
-//! workers and pending, processing and failed jobs. The `📊 System health
-//! status` line is logged at start and then every `health_log_every`, on a
-//! clock. An anomaly ([`crate::anomaly`]) is warned about when it
+//! At start, every `health_log_every` (on a clock) and whenever a warning
+//! is due, one statement ([`sql::health_counts`]) counts active workers and
+//! pending, processing and failed jobs exactly, and the `📊 System health
+//! status` line is logged with them. Every other run sends bounded probes
+//! instead ([`sql::health_probe`]: whether jobs wait, failed jobs up to the
+//! threshold plus one, processing jobs up to twice the fleet's active
+//! workers plus one), which decide every anomaly as the exact counts would,
+//! at a cost that follows the thresholds, not the backlog; the job figures
+//! of `/status` and the metrics are then the last exact ones. That is where
+//! the open-status index of `sql/indexes.sql` exists; without it each probe
+//! could read the whole table, and one pass counting exactly every run
+//! costs less. An anomaly ([`crate::anomaly`]) is warned about when it
 //! starts, repeated at most once per `health_log_every` while it lasts, and
 //! its end is logged at INFO. Its start and its end are alerted. An
 //! instance that does not speak for the project ([`Role::speaks`](crate::Role::speaks):
@@ -18,7 +26,7 @@ use crate::check::{Check, Gate, Reporting, RunContext, Running};
 use crate::database::Database;
 use crate::events::Event;
 use crate::kind::ChildKind;
-use crate::sql::{self, HealthCounts};
+use crate::sql::{self, HealthCounts, HealthProbe};
 use crate::worker_reaper::judge;
 
 /// The check; remembers when it last logged what.
@@ -28,47 +36,129 @@ pub struct HealthReporter {
     next_status_line: Option<Instant>,
     /// Active anomalies and when each was last warned about.
     anomalies: Anomalies,
+    /// The last exact counts.
+    exact: Option<HealthCounts>,
+    /// The fleet's active workers at the last run: the processing probe's
+    /// bound is set from it.
+    fleet: Option<u64>,
+    /// Count exactly at the next run: the probes could not decide.
+    recount: bool,
+}
+
+/// What one run read.
+#[derive(Debug, Clone, Copy)]
+pub struct Health {
+    /// Active workers now; jobs exactly now when `probe` is `None`, else
+    /// as last counted exactly.
+    pub counts: HealthCounts,
+    /// The bounded probes of a run that did not count exactly, with the
+    /// processing bound they used.
+    pub probe: Option<(HealthProbe, u64)>,
 }
 
 impl Check for HealthReporter {
     const KIND: ChildKind = ChildKind::HealthReporter;
     // Known to stand by or not before judging anomalies aloud.
     const GATE: Gate = Gate::AfterElection;
-    type Outcome = HealthCounts;
+    type Outcome = Health;
 
     fn run_once(&mut self, db: &Database, cx: &RunContext) -> impl Running<Self::Outcome> {
         let (db, cx) = (db.clone(), cx.clone());
+        let every = cx.settings.health_log_every;
+        let line_due =
+            anomaly::status_line_due(self.next_status_line, Instant::now(), every).is_some();
+        let last = self.exact.filter(|_| !line_due && !self.recount);
+        let (fleet, anomalies) = (self.fleet, self.anomalies.clone());
         async move {
-            let mut counts = sql::health_counts(&db, cx.settings.dead_worker_after).await?;
+            let (dead_after, warn) = (cx.settings.dead_worker_after, cx.settings.failed_jobs_warn);
+            let indexed = cx
+                .features
+                .get(&db, &cx.settings)
+                .await?
+                .open_status_indexed;
+            // Without the index every probe could read the table: one pass
+            // that counts exactly costs less.
+            let mut health = match last.filter(|_| indexed) {
+                // Between exact counts, probes decide; a warning due (it
+                // carries the counts) brings the exact counts.
+                Some(last) => {
+                    let cap = anomaly::processing_cap(fleet);
+                    let probe = sql::health_probe(&db, dead_after, cap, warn + 1).await?;
+                    let (holds, _) = anomalies.settle(anomaly::probed(probe, cap, fleet, warn));
+                    if anomalies.warn_due(&holds, Instant::now(), every) {
+                        None
+                    } else {
+                        Some(Health {
+                            counts: HealthCounts {
+                                active_workers: probe.active_workers,
+                                ..last
+                            },
+                            probe: Some((probe, cap)),
+                        })
+                    }
+                }
+                None => None,
+            };
+            if health.is_none() {
+                health = Some(Health {
+                    counts: sql::health_counts(&db, dead_after, indexed).await?,
+                    probe: None,
+                });
+            }
+            let mut health = health.expect("counted");
             // Once the fleet has read this project, live workers are those
             // it saw heartbeat, whatever their clocks wrote.
             if let Some(alive) = cx.fleet.alive_in(db.project(), &judge(&cx)) {
-                counts.active_workers = alive;
+                health.counts.active_workers = alive;
             }
-            Ok(counts)
+            Ok(health)
         }
     }
 
-    fn on_success(&mut self, counts: HealthCounts, to: &Reporting<'_>) {
+    fn on_success(&mut self, health: Health, to: &Reporting<'_>) {
+        let counts = health.counts;
+        // Job figures between exact counts are the last exact ones: the
+        // gauges and `/status` move at the exact counts' cadence.
         to.state
             .update(to.project, |p| p.last_counts = Some(counts));
         to.state.counted(to.project, &counts);
         let now = Instant::now();
         let every = to.settings.health_log_every;
-        if let Some(next) = anomaly::status_line_due(self.next_status_line, now, every) {
-            log::info!(
-                environment = to.project,
-                activeWorkers = counts.active_workers,
-                pendingJobs = counts.pending_jobs,
-                processingJobs = counts.processing_jobs,
-                errorJobs = counts.error_jobs;
-                "📊 System health status"
-            );
-            self.next_status_line = Some(next);
+        if health.probe.is_none() {
+            self.exact = Some(counts);
+            self.recount = false;
+            if let Some(next) = anomaly::status_line_due(self.next_status_line, now, every) {
+                log::info!(
+                    environment = to.project,
+                    activeWorkers = counts.active_workers,
+                    pendingJobs = counts.pending_jobs,
+                    processingJobs = counts.processing_jobs,
+                    errorJobs = counts.error_jobs;
+                    "📊 System health status"
+                );
+                self.next_status_line = Some(next);
+            }
         }
         // Workers heartbeat in one project and serve all: judge by the fleet.
         let fleet = to.state.fleet_active_workers();
-        let holds = anomaly::holding(counts, fleet, to.settings.failed_jobs_warn);
+        self.fleet = fleet;
+        let warn_at = to.settings.failed_jobs_warn;
+        let holds = match health.probe {
+            None => anomaly::holding(counts, fleet, warn_at),
+            Some((probe, cap)) => {
+                let (holds, undecided) = self
+                    .anomalies
+                    .settle(anomaly::probed(probe, cap, fleet, warn_at));
+                // The fleet moved since the run began: a warning then due,
+                // or a decision the bound cannot make, waits for the exact
+                // counts of the next run.
+                if undecided || self.anomalies.warn_due(&holds, now, every) {
+                    self.recount = true;
+                    return;
+                }
+                holds
+            }
+        };
         let said = self.anomalies.step(holds, now, every);
         // A standby or backup tracks anomalies silently: on taking over it
         // does not announce again what the speaking instance already did.

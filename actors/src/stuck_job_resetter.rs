@@ -2,7 +2,9 @@
 //!
 //! A worker that hangs or dies mid-job leaves its job in `En traitement`
 //! forever. Every check interval this check runs [`sql::reset_stuck`] and
-//! logs, at WARN, what it reset. In the same statement: each reset counts
+//! logs, at WARN, what it reset; where the stuck rules' indexes exist it
+//! first looks, read-only, whether any job is stuck ([`sql::any_stuck`])
+//! and sends the write (which checks them again under lock) only then. In the same statement: each reset counts
 //! as an attempt (a job out of attempts goes to failed, status 4), a job
 //! whose live worker is still on it may get a grace, and OCR jobs stuck in
 //! status 6 go back to status 3; each as the project's schema allows
@@ -46,6 +48,12 @@ impl Check for StuckJobResetter {
             }
             let mut rules = allowed.stuck_rules(&cx.settings);
             rules.workers = cx.fleet.view(&judge(&cx), rules.live_grace.is_some());
+            // Nearly every run finds nothing: with the indexes a read-only
+            // look at their ranges says so for less than the write costs;
+            // the write follows only when it finds some.
+            if allowed.stuck_indexed && !sql::any_stuck(&db, &rules).await? {
+                return Ok(StuckResets::default());
+            }
             sql::reset_stuck(&db, &rules).await
         }
     }

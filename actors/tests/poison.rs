@@ -303,7 +303,7 @@ fn poison_rows_never_stop_the_reads() {
         (
             sql::diagnose(&db, FIVE_MINUTES, Duration::from_secs(120), &[]).await,
             sql::find_stuck_jobs(&db, FIVE_MINUTES).await,
-            sql::health_counts(&db, Duration::from_secs(120)).await,
+            sql::health_counts(&db, Duration::from_secs(120), true).await,
             sql_dashboard::live_read(
                 &db,
                 &Judging {

@@ -150,14 +150,28 @@ fn the_health_counts_count_live_workers_and_open_jobs() {
             db.job(status, None, None, "acte:1");
         }
     }
-    let counts = db.run(async |db| sql::health_counts(&db, TWO_MINUTES).await.unwrap());
+    // Both shapes (three index ranges, one FILTER pass) count the same.
+    for indexed in [true, false] {
+        let counts =
+            db.run(async |db| sql::health_counts(&db, TWO_MINUTES, indexed).await.unwrap());
+        assert_eq!(
+            counts,
+            HealthCounts {
+                active_workers: 2,
+                pending_jobs: 3,
+                processing_jobs: 2,
+                error_jobs: 1,
+            }
+        );
+    }
+    let probe = db.run(async |db| sql::health_probe(&db, TWO_MINUTES, 2, 1).await.unwrap());
     assert_eq!(
-        counts,
-        HealthCounts {
+        probe,
+        sql::HealthProbe {
             active_workers: 2,
-            pending_jobs: 3,
-            processing_jobs: 2,
-            error_jobs: 1,
+            pending: true,
+            processing: 2,
+            errors: 1,
         }
     );
 }

@@ -1,81 +1,100 @@
-//! One monitoring cycle of the monitor against one of a naive baseline's
-//! (a select then an update per rule, thresholds from the client's clock),
-//! on the same database, in the same run.
+//! What the database spends, per check interval, on everything the real
+//! monitor sends, against the first system's statement list run at the
+//! same cadence, on the same generated queue.
 //!
 //! For each queue size it builds (once, kept across runs with `--keep`) a
 //! database `rmbench_<rows>_<open>` with the watched tables and a realistic
-//! mix of jobs, then measures both sides' cycle with `EXPLAIN (ANALYZE,
-//! BUFFERS, TIMING OFF)`: database time (sum of the statements' execution
-//! times, median of `--cycles` cycles after one warm-up), round trips
-//! (requests sent per cycle), rows read (actual rows plus rows removed by a
-//! filter, of every node that reads a table or index) and shared buffers
-//! touched (hit + read).
+//! mix of jobs (90% finished, 5% extraction finished, 3.5% waiting, 1%
+//! failed, 0.5% processing; 20 workers). Then, without and with the indexes
+//! of `sql/indexes.sql`, each in its own window of `--cycles` intervals
+//! after start-up:
+//! - the workers alone (heartbeats every interval; in the incident cycle
+//!   also 5 jobs stuck and 3 workers dying with 2 jobs each, every
+//!   interval), which is subtracted from the other two;
+//! - the first system's list (a select then an update per rule,
+//!   thresholds from the client's clock, one request per statement);
+//! - the monitor binary itself (`registre-monitor run`, default settings
+//!   but the interval and the dead-worker threshold), everything it sends
+//!   included: election, probes, session and transaction statements.
 //!
-//! Two cycles are measured, each without and with the indexes of
-//! `sql/indexes.sql`:
-//! - `incident`: a handful of stuck jobs and three workers just found dead
-//!   (the data as generated);
-//! - `steady`: the same queue after the monitor has run once (nothing left to
-//!   fix), which is what nearly every cycle of a healthy system looks like.
-//!
-//! Everything runs in one transaction that is rolled back at the end, each
-//! cycle in a savepoint rolled back after it, so both sides see the same data
-//! and the database is left as generated.
+//! Database time is `pg_stat_database.active_time` (PostgreSQL 14+: the
+//! time client backends spent running statements, parse and plan
+//! included), read before the window and after every backend of the
+//! database has exited (a backend flushes its statistics on exit). With
+//! `pg_stat_statements` in `shared_preload_libraries`, its per-statement
+//! figures are printed too.
 //!
 //! ```text
-//! cargo bench -p registre-actors --bench cycle -- --rows 100000,1000000
-//! cargo bench -p registre-actors --bench cycle -- --rows 1000000,10000000 --open-jobs 50000
+//! cargo build --release --bin registre-monitor
+//! cargo bench -p registre-actors --bench cycle -- --rows 1000000 --keep
 //! ```
 //!
-//! Options: `--rows N[,N...]` (default 100000,1000000), `--open-jobs N`
-//! (waiting + processing + failed jobs, the same for every size; default 5%
-//! of the rows), `--cycles N` (default 7), `--url URL` (default
-//! `$TEST_DATABASE_URL` or `postgres://postgres@127.0.0.1:5432/postgres`),
-//! `--keep` (keep the generated databases for the next run), `--detail`
-//! (each statement of the last cycle), `--serial` (no parallel workers, so
-//! the time is the work of one backend: the monitor's data-modifying
-//! statements can never use parallel workers, the baseline's selects can).
+//! Options: `--rows N[,N...]` (default 1000000), `--open-jobs N` (waiting +
+//! processing + failed, the same for every size; default 5% of the rows),
+//! `--cycles N` (default 20), `--interval MS` (default 1000), `--url URL`
+//! (default `$TEST_DATABASE_URL` or
+//! `postgres://postgres@127.0.0.1:5432/postgres`), `--monitor PATH`
+//! (default `target/release/registre-monitor`; several, comma-separated,
+//! are measured in turn on the same data), `--repeat N` (rounds of every
+//! side in turn, the least kept; default 1), `--keep` (keep the
+//! generated databases), `--only steady|incident`, `--indexes no|yes`,
+//! `--detail` (the monitor's log lines).
 
-mod explain;
 mod queue;
 mod sides;
+mod window;
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use postgres::{Client, NoTls, SimpleQueryMessage};
 use registre_actors::indexes;
 
-use explain::{Cost, run_cycle};
-use queue::prepare;
-use sides::{baseline_dead_jobs, baseline_side, monitor_side};
+use queue::{prepare, settle};
+use window::{Side, statements_loaded, window};
 
 /// The watched tables, as the tests create them.
 const SCHEMA_SQL: &str = include_str!("../../../sql/schema.sql");
 
-/// Workers in `worker_status`: 1-16 alive, 17-19 just dead (heartbeat ten
-/// minutes old, still `busy`), 20 offline for a day.
+/// Workers in `worker_status`: 1-19 alive, 20 offline for a day.
 const WORKERS: u32 = 20;
-/// Processing jobs stuck for ten minutes (held by live workers 1-5).
+/// Processing jobs generated stale (made fresh before measuring).
 const STALE_JOBS: u64 = 5;
 
-struct Args {
+pub struct Args {
     rows: Vec<u64>,
     open_jobs: Option<u64>,
     cycles: usize,
+    interval: Duration,
+    stuck_after: Duration,
+    dead_after: Duration,
     url: String,
+    monitors: Vec<PathBuf>,
+    repeat: usize,
     keep: bool,
     detail: bool,
-    serial: bool,
+    cycle_kinds: Vec<bool>,
+    with_indexes: Vec<bool>,
 }
 
 fn parse_args() -> Args {
     let mut args = Args {
-        rows: vec![100_000, 1_000_000],
+        rows: vec![1_000_000],
         open_jobs: None,
-        cycles: 7,
+        cycles: 20,
+        interval: Duration::from_secs(1),
+        stuck_after: Duration::from_secs(180),
+        dead_after: Duration::from_secs(3),
         url: std::env::var("TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        monitors: vec![
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/registre-monitor"),
+        ],
+        repeat: 1,
         keep: false,
         detail: false,
-        serial: false,
+        cycle_kinds: vec![false, true],
+        with_indexes: vec![false, true],
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -83,26 +102,24 @@ fn parse_args() -> Args {
             it.next()
                 .unwrap_or_else(|| usage(&format!("{a} needs a value")))
         };
+        let number = |v: String| -> u64 {
+            v.trim()
+                .replace('_', "")
+                .parse()
+                .unwrap_or_else(|_| usage(&format!("{a}: {v}")))
+        };
         match a.as_str() {
-            "--rows" => {
-                args.rows = value()
-                    .split(',')
-                    .map(|n| {
-                        n.trim()
-                            .replace('_', "")
-                            .parse()
-                            .unwrap_or_else(|_| usage("--rows"))
-                    })
-                    .collect()
-            }
-            "--open-jobs" => {
-                args.open_jobs = Some(value().parse().unwrap_or_else(|_| usage("--open-jobs")))
-            }
-            "--cycles" => args.cycles = value().parse().unwrap_or_else(|_| usage("--cycles")),
+            "--rows" => args.rows = value().split(',').map(|n| number(n.into())).collect(),
+            "--open-jobs" => args.open_jobs = Some(number(value())),
+            "--cycles" => args.cycles = number(value()) as usize,
+            "--interval" => args.interval = Duration::from_millis(number(value())),
             "--url" => args.url = value(),
+            "--monitor" => args.monitors = value().split(',').map(PathBuf::from).collect(),
+            "--repeat" => args.repeat = number(value()).max(1) as usize,
             "--keep" => args.keep = true,
             "--detail" => args.detail = true,
-            "--serial" => args.serial = true,
+            "--only" => args.cycle_kinds = vec![value() == "incident"],
+            "--indexes" => args.with_indexes = vec![value() == "yes"],
             // `cargo bench` passes `--bench`.
             "--bench" => {}
             other => usage(&format!("unknown argument {other}")),
@@ -114,25 +131,61 @@ fn parse_args() -> Args {
 fn usage(problem: &str) -> ! {
     eprintln!(
         "cycle: {problem}\nusage: cargo bench -p registre-actors --bench cycle -- \
-         [--rows N,N] [--open-jobs N] [--cycles N] [--url URL] [--keep] [--detail] [--serial]"
+         [--rows N,N] [--open-jobs N] [--cycles N] [--interval MS] [--url URL] \
+         [--monitor PATH,PATH] [--repeat N] [--keep] [--only steady|incident] [--indexes no|yes] [--detail]"
     );
     std::process::exit(2)
 }
 
 fn main() {
     let args = parse_args();
+    for m in &args.monitors {
+        assert!(
+            m.exists(),
+            "{} not found: cargo build --release --bin registre-monitor (or --monitor PATH)",
+            m.display()
+        );
+    }
     let mut admin = connect(&args.url, "postgres");
+    if !statements_loaded(&mut admin) {
+        eprintln!("pg_stat_statements is not in shared_preload_libraries: no per-statement table");
+    }
     let mut table = Vec::new();
+    let mut tag = 0;
     for &rows in &args.rows {
         let open = args.open_jobs.unwrap_or(rows / 20).clamp(20, rows);
         let db = format!("rmbench_{rows}_{open}");
         prepare(&mut admin, &args.url, &db, rows, open);
-        let mut client = connect(&args.url, &db);
-        if args.serial {
-            simple(&mut client, "SET max_parallel_workers_per_gather = 0");
+        for &indexed in &args.with_indexes {
+            set_indexes(&mut connect(&args.url, &db), indexed);
+            for &incident in &args.cycle_kinds {
+                let sides: Vec<Side> = [Side::Workers, Side::Baseline]
+                    .into_iter()
+                    .chain((0..args.monitors.len()).map(Side::Monitor))
+                    .collect();
+                // Rounds of every side in turn: a busy neighbour slows all
+                // alike; each side's least round is kept.
+                let mut spent = vec![Vec::new(); sides.len()];
+                for _ in 0..args.repeat {
+                    for (side, spent) in sides.iter().zip(spent.iter_mut()) {
+                        settle(&mut connect(&args.url, &db));
+                        tag += 1;
+                        let s = window(&mut admin, &args, &db, *side, incident, tag);
+                        eprintln!(
+                            "{rows} rows, indexes {indexed}, {}, {side:?}: {:.2} ms/cycle over {:.1} cycles",
+                            kind(incident),
+                            s.ms_per_cycle,
+                            s.cycles
+                        );
+                        for (ms, calls, query) in &s.statements {
+                            eprintln!("    {ms:9.3} ms {calls:6.2} calls  {query}");
+                        }
+                        spent.push(s.ms_per_cycle);
+                    }
+                }
+                table.push((rows, open, indexed, incident, spent));
+            }
         }
-        measure(&mut client, rows, open, &args, &mut table);
-        drop(client);
         if !args.keep {
             simple(
                 &mut admin,
@@ -140,7 +193,79 @@ fn main() {
             );
         }
     }
-    print_table(&table);
+    print_table(&table, &args.monitors);
+}
+
+fn kind(incident: bool) -> &'static str {
+    if incident { "incident" } else { "steady" }
+}
+
+/// Creates (plainly, same definitions as the file) or drops the indexes of
+/// `sql/indexes.sql`.
+fn set_indexes(c: &mut Client, on: bool) {
+    for i in indexes::recommended() {
+        if on {
+            simple(c, &i.create.replace("CONCURRENTLY ", ""));
+        } else {
+            simple(c, &format!("DROP INDEX IF EXISTS {}", i.name));
+        }
+    }
+}
+
+/// Rows, open jobs, indexes, incident, and each side's ms per cycle (one
+/// per round).
+type Line = (u64, u64, bool, bool, Vec<Vec<f64>>);
+
+/// The least of a side's rounds: on a shared machine noise only adds.
+fn least(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+/// Each side's least round, the workers' traffic subtracted; every
+/// round's raw figures after.
+fn print_table(lines: &[Line], monitors: &[PathBuf]) {
+    let names: Vec<String> = monitors
+        .iter()
+        .map(|m| {
+            m.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let mut head =
+        "| rows | open jobs | indexes | cycle | workers ms | first system ms |".to_string();
+    for n in &names {
+        head.push_str(&format!(" {n} ms | ratio |"));
+    }
+    println!("{head} rounds (workers; first system; monitors) |");
+    println!(
+        "|---:|---:|---|---|---:|---:|{}---|",
+        "---:|---:|".repeat(names.len())
+    );
+    for (rows, open, indexed, incident, spent) in lines {
+        let floor = least(&spent[0]);
+        let baseline = least(&spent[1]) - floor;
+        let mut line = format!(
+            "| {rows} | {open} | {} | {} | {floor:.2} | {baseline:.2} |",
+            if *indexed { "yes" } else { "no" },
+            kind(*incident),
+        );
+        for m in &spent[2..] {
+            let monitor = least(m) - floor;
+            line.push_str(&format!(" {monitor:.2} | {:.2} |", monitor / baseline));
+        }
+        let rounds: Vec<String> = spent
+            .iter()
+            .map(|s| {
+                s.iter()
+                    .map(|v| format!("{v:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        println!("{line} {} |", rounds.join("; "));
+    }
 }
 
 fn connect(url: &str, db: &str) -> Client {
@@ -166,131 +291,4 @@ fn scalar(c: &mut Client, sql: &str) -> Option<String> {
         SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
         _ => None,
     })?
-}
-
-/// One row of the result table.
-struct Line {
-    rows: u64,
-    open: u64,
-    indexes: bool,
-    cycle: &'static str,
-    baseline: (usize, Cost),
-    monitor: (usize, Cost),
-}
-
-fn measure(c: &mut Client, rows: u64, open: u64, args: &Args, table: &mut Vec<Line>) {
-    let recommended = indexes::recommended();
-    // Plain CREATE INDEX (CONCURRENTLY cannot run in a transaction), same
-    // definitions as the file.
-    let create: Vec<String> = recommended
-        .iter()
-        .map(|i| i.create.replace("CONCURRENTLY ", ""))
-        .collect();
-    let drop: Vec<String> = recommended
-        .iter()
-        .map(|i| format!("DROP INDEX IF EXISTS {}", i.name))
-        .collect();
-    simple(c, "BEGIN");
-    for d in &drop {
-        simple(c, d);
-    }
-    // incident, without then with indexes; then the monitor's cycle for
-    // real; then steady, with then without.
-    let mut phase = |c: &mut Client, indexes: bool, cycle: &'static str| {
-        let dead_jobs = baseline_dead_jobs(c);
-        let sides = [baseline_side(&dead_jobs), monitor_side()];
-        // Cycles alternate between the sides, so a busy neighbour slows
-        // both alike.
-        let mut totals: [Vec<Cost>; 2] = [Vec::new(), Vec::new()];
-        for i in 0..=args.cycles {
-            for (side, totals) in sides.iter().zip(totals.iter_mut()) {
-                let (total, detail) = run_cycle(c, side);
-                if args.detail && i == args.cycles {
-                    eprintln!(
-                        "-- {rows} rows, {open} open, indexes {indexes}, {cycle}, {}",
-                        side.name
-                    );
-                    for (label, cost) in &detail {
-                        eprintln!(
-                            "   {label:32} {:9.3} ms  {:>10.0} rows  {:>8} buffers",
-                            cost.exec_ms, cost.rows_read, cost.buffers
-                        );
-                    }
-                }
-                // The first cycle warms the caches.
-                if i > 0 {
-                    totals.push(total);
-                }
-            }
-        }
-        let mut results: Vec<(usize, Cost)> = sides
-            .iter()
-            .zip(totals)
-            .map(|(side, mut totals)| {
-                totals.sort_by(|a, b| a.exec_ms.total_cmp(&b.exec_ms));
-                (side.statements.len(), totals[totals.len() / 2].clone())
-            })
-            .collect();
-        let monitor = results.pop().expect("two sides");
-        let baseline = results.pop().expect("two sides");
-        eprintln!(
-            "{rows} rows, indexes {indexes}, {cycle}: baseline {:.2} ms, monitor {:.2} ms",
-            baseline.1.exec_ms, monitor.1.exec_ms
-        );
-        table.push(Line {
-            rows,
-            open,
-            indexes,
-            cycle,
-            baseline,
-            monitor,
-        });
-    };
-    phase(c, false, "incident");
-    for s in &create {
-        simple(c, s);
-    }
-    // As autovacuum soon would: the planner needs the statistics of the
-    // stuck-job expression index to see how narrow its range is.
-    simple(c, "ANALYZE extraction_queue");
-    phase(c, true, "incident");
-    for (_, prefix, statement) in monitor_side().statements {
-        simple(c, &format!("{prefix}{statement}"));
-    }
-    phase(c, true, "steady");
-    for d in &drop {
-        simple(c, d);
-    }
-    phase(c, false, "steady");
-    simple(c, "ROLLBACK");
-}
-
-fn print_table(lines: &[Line]) {
-    println!(
-        "| rows | open jobs | indexes | cycle | baseline trips | baseline ms | baseline rows read | baseline buffers \
-         | monitor trips | monitor ms | monitor rows read | monitor buffers | ratio ms | ratio rows | ratio buffers |"
-    );
-    println!("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for l in lines {
-        let (bt, b) = &l.baseline;
-        let (mt, m) = &l.monitor;
-        println!(
-            "| {} | {} | {} | {} | {} | {:.2} | {:.0} | {} | {} | {:.2} | {:.0} | {} | {:.2} | {:.3} | {:.3} |",
-            l.rows,
-            l.open,
-            if l.indexes { "yes" } else { "no" },
-            l.cycle,
-            bt,
-            b.exec_ms,
-            b.rows_read,
-            b.buffers,
-            mt,
-            m.exec_ms,
-            m.rows_read,
-            m.buffers,
-            m.exec_ms / b.exec_ms,
-            m.rows_read / b.rows_read.max(1.0),
-            m.buffers as f64 / (b.buffers.max(1)) as f64,
-        );
-    }
 }

@@ -96,3 +96,22 @@ pub fn prepare(admin: &mut Client, url: &str, db: &str, rows: u64, open: u64) {
         size.unwrap_or_default()
     );
 }
+
+/// Puts the queue back as generated, without its incident: jobs the
+/// incident touched wait again, stale jobs and the workers who held them
+/// are fresh, the incident's workers are gone; then vacuums, so every
+/// window starts from the same visibility map.
+pub fn settle(c: &mut Client) {
+    c.batch_execute(
+        "DELETE FROM worker_status WHERE worker_id LIKE 'rmbench-%';
+         UPDATE worker_status SET status = 'busy', last_heartbeat = now() WHERE worker_id <> 'worker-20';
+         UPDATE extraction_queue SET status_id = 1, worker_id = NULL, processing_started_at = NULL,
+                error_message = NULL, attemtps = 0, document_source = 'acte'
+         WHERE document_source = 'rmbench';
+         UPDATE extraction_queue SET processing_started_at = now() + interval '1 day'
+         WHERE status_id = 2 AND processing_started_at < now() + interval '1 hour';",
+    )
+    .expect("settling the queue");
+    simple(c, "VACUUM (ANALYZE) extraction_queue");
+    simple(c, "VACUUM (ANALYZE) worker_status");
+}

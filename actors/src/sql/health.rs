@@ -1,4 +1,6 @@
-//! The health counts' statement (the `HealthReporter`).
+//! The health check's statements (the `HealthReporter`): the exact counts,
+//! and the bounded probes which read only what the anomaly decisions need
+//! (sent between exact counts where the open-status index exists).
 
 use std::time::Duration;
 
@@ -18,24 +20,94 @@ pub struct HealthCounts {
 }
 
 /// Active workers (not offline, heartbeat within `dead_after`) and the
-/// pending, processing and failed job counts, in one statement that reads
-/// only the rows of those three statuses.
-pub async fn health_counts(db: &Database, dead_after: Duration) -> Result<HealthCounts, DbError> {
-    db.query_json(&health_counts_sql(dead_after)).await
+/// exact pending, processing and failed job counts (see
+/// [`health_counts_sql`] for `indexed`).
+pub async fn health_counts(
+    db: &Database,
+    dead_after: Duration,
+    indexed: bool,
+) -> Result<HealthCounts, DbError> {
+    db.query_json(&health_counts_sql(dead_after, indexed)).await
 }
 
-/// The text [`health_counts`] sends (after its `SET LOCAL`).
-pub fn health_counts_sql(dead_after: Duration) -> String {
+/// Counts the workers with a heartbeat within `dead_after`.
+fn active_workers(dead_after: Duration) -> String {
     format!(
-        "SELECT json_build_object(
-            'activeWorkers', (SELECT count(*) FROM worker_status
-                              WHERE status IS DISTINCT FROM 'offline'
-                                AND last_heartbeat >= now() - {threshold}),
+        "(SELECT count(*) FROM worker_status
+          WHERE status IS DISTINCT FROM 'offline' AND last_heartbeat >= now() - {})",
+        interval(dead_after)
+    )
+}
+
+/// The text [`health_counts`] sends (after its `SET LOCAL`). With the
+/// open-status index of `sql/indexes.sql` (`indexed`): three counts, each a
+/// range of the index, cheaper than one `FILTER` scan of all three.
+/// Without it: one pass over the table with a `FILTER` per status (a
+/// read-only aggregate, which parallel workers may share).
+pub fn health_counts_sql(dead_after: Duration, indexed: bool) -> String {
+    if !indexed {
+        return format!(
+            "SELECT json_build_object(
+            'activeWorkers', {workers},
             'pendingJobs', count(*) FILTER (WHERE status_id = 1),
             'processingJobs', count(*) FILTER (WHERE status_id = 2),
             'errorJobs', count(*) FILTER (WHERE status_id = 4))
         FROM extraction_queue
         WHERE status_id IN (1, 2, 4)",
-        threshold = interval(dead_after),
+            workers = active_workers(dead_after),
+        );
+    }
+    format!(
+        "SELECT json_build_object(
+            'activeWorkers', {workers},
+            'pendingJobs', (SELECT count(*) FROM extraction_queue WHERE status_id = 1),
+            'processingJobs', (SELECT count(*) FROM extraction_queue WHERE status_id = 2),
+            'errorJobs', (SELECT count(*) FROM extraction_queue WHERE status_id = 4))",
+        workers = active_workers(dead_after),
     )
+}
+
+/// Outcome of [`health_probe`]: enough to decide every anomaly, not more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthProbe {
+    /// Exact, as in [`HealthCounts`] (the worker table is small).
+    pub active_workers: u64,
+    /// Whether any job waits.
+    pub pending: bool,
+    /// Processing jobs, counted up to `processing_cap` at most.
+    pub processing: u64,
+    /// Failed jobs, counted up to `failed_cap` at most.
+    pub errors: u64,
+}
+
+/// The text of [`health_probe`].
+pub fn health_probe_sql(dead_after: Duration, processing_cap: u64, failed_cap: u64) -> String {
+    let capped = |status: u32, cap: u64| {
+        format!(
+            "(SELECT count(*) FROM (SELECT 1 FROM extraction_queue WHERE status_id = {status} LIMIT {cap}) c)"
+        )
+    };
+    format!(
+        "SELECT json_build_object(
+            'activeWorkers', {workers},
+            'pending', EXISTS (SELECT 1 FROM extraction_queue WHERE status_id = 1),
+            'processing', {processing},
+            'errors', {errors})",
+        workers = active_workers(dead_after),
+        processing = capped(2, processing_cap),
+        errors = capped(4, failed_cap),
+    )
+}
+
+/// Whether jobs wait, and the processing and failed jobs counted up to a
+/// bound each: a count that reaches its cap means "at least the cap".
+pub async fn health_probe(
+    db: &Database,
+    dead_after: Duration,
+    processing_cap: u64,
+    failed_cap: u64,
+) -> Result<HealthProbe, DbError> {
+    db.query_json(&health_probe_sql(dead_after, processing_cap, failed_cap))
+        .await
 }

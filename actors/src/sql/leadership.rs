@@ -45,20 +45,24 @@ pub fn leadership_sql(instance_id: &str) -> String {
     let lock = format!(
         "locktype = 'advisory' AND classid = {a} AND objid = {b} AND objsubid = 2 AND granted"
     );
+    // While this session holds the lock (nearly every run), it is the
+    // holder: `pg_stat_activity`, the costly part, is read only when not.
     format!(
         "SET application_name = {name};
         SELECT json_build_object(
             'pid', pg_backend_pid(),
-            'acting', CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE {lock} AND pid = pg_backend_pid())
-                           THEN true ELSE pg_try_advisory_lock({a}, {b}) END,
-            'holder', (SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            'acting', CASE WHEN mine THEN true ELSE pg_try_advisory_lock({a}, {b}) END,
+            'holder', CASE WHEN mine THEN current_setting('application_name') ELSE
+                      (SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
                        WHERE l.{lock_l} AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                       LIMIT 1),
-            'holder_idle_ms', (SELECT (extract(epoch FROM now() - a.state_change) * 1000)::bigint
+                       LIMIT 1) END,
+            'holder_idle_ms', CASE WHEN NOT mine THEN
+                      (SELECT (extract(epoch FROM now() - a.state_change) * 1000)::bigint
                        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
                        WHERE l.{lock_l} AND l.pid <> pg_backend_pid() AND a.state = 'idle'
                          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                       LIMIT 1))",
+                       LIMIT 1) END)
+        FROM (SELECT EXISTS (SELECT 1 FROM pg_locks WHERE {lock} AND pid = pg_backend_pid()) AS mine) held",
         name = literal(&format!("{SESSION_NAME_PREFIX}{instance_id}")),
         lock_l = lock.replace(" AND ", " AND l."),
     )

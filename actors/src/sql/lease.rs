@@ -1,6 +1,6 @@
 //! The lease of the leader election, in the monitor's own opt-in table
 //! ([`LEASE_TABLE`], created by `sql/leader.sql`), and the schema probe
-//! that says whether it exists.
+//! that says whether it exists (and whether the stuck rules' indexes do).
 //!
 //! One atomic statement takes or renews the lease when it is this
 //! instance's or has expired, and says who holds it: it needs no session,
@@ -70,12 +70,25 @@ pub struct Probed {
     #[serde(flatten)]
     pub columns: Columns,
     pub lease: bool,
+    /// Whether the stuck rules' indexes of `sql/indexes.sql` exist (the
+    /// OCR one counts only where the rule is on).
+    #[serde(default)]
+    pub stuck_indexed: bool,
+    #[serde(default)]
+    pub ocr_stuck_indexed: bool,
+    /// Whether the health counts' index of `sql/indexes.sql` exists.
+    #[serde(default)]
+    pub open_status_indexed: bool,
 }
 
-/// The text of [`probe_schema`]: the columns' probe, with the lease table.
+/// The text of [`probe_schema`]: the columns' probe, with the lease table
+/// and the stuck rules' indexes.
 pub fn probe_schema_sql(attempts_column: &Identifier) -> String {
     format!(
-        "SELECT (({}))::jsonb || jsonb_build_object('lease', to_regclass({}) IS NOT NULL)",
+        "SELECT (({}))::jsonb || jsonb_build_object('lease', to_regclass({}) IS NOT NULL,
+            'stuck_indexed', to_regclass('extraction_queue_stuck_idx') IS NOT NULL,
+            'ocr_stuck_indexed', to_regclass('extraction_queue_ocr_stuck_idx') IS NOT NULL,
+            'open_status_indexed', to_regclass('extraction_queue_open_status_idx') IS NOT NULL)",
         probe_columns_sql(attempts_column),
         literal(LEASE_TABLE)
     )

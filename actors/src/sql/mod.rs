@@ -31,7 +31,9 @@ pub use columns::{
     ColumnType, Columns, OPTIONAL_COLUMNS, probe_columns, probe_columns_sql, schema_columns,
 };
 pub use diagnose::{Diagnosis, StatusCount, WorkerRow, diagnose};
-pub use health::{HealthCounts, health_counts, health_counts_sql};
+pub use health::{
+    HealthCounts, HealthProbe, health_counts, health_counts_sql, health_probe, health_probe_sql,
+};
 pub use leadership::{LEADER_LOCK, Leadership, leadership, leadership_sql};
 pub use lease::{LEASE_TABLE, Lease, Probed, claim_lease, claim_lease_sql, probe_schema};
 pub use stage::{
@@ -39,8 +41,8 @@ pub use stage::{
     STUCK_FAILED_MESSAGE, STUCK_RESET_MESSAGE, Stage,
 };
 pub use stuck::{
-    LiveGrace, OcrRule, StuckResets, StuckRules, find_stuck_jobs, reset_stuck, reset_stuck_jobs,
-    reset_stuck_sql,
+    LiveGrace, OcrRule, StuckResets, StuckRules, any_stuck, any_stuck_sql, find_stuck_jobs,
+    reset_stuck, reset_stuck_jobs, reset_stuck_sql,
 };
 pub use workers::{
     BATCH, ForeignDeath, Released, holders_without_live_row, mark_offline, read_workers,

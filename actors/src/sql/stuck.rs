@@ -200,8 +200,8 @@ fn widest_offset(view: &WorkerView) -> Duration {
     Duration::from_secs_f64(ahead.clamp(0.0, 86_400.0))
 }
 
-/// The text of [`reset_stuck`].
-pub fn reset_stuck_sql(rules: &StuckRules) -> String {
+/// Each rule's part: the processing stage, and OCR when on.
+fn parts(rules: &StuckRules) -> Vec<Part<'_>> {
     let view = &rules.workers;
     let mut extra = rules
         .live_grace
@@ -226,6 +226,37 @@ pub fn reset_stuck_sql(rules: &StuckRules) -> String {
             attempts: ocr.attempts.as_ref(),
         });
     }
+    parts
+}
+
+/// The text of [`any_stuck`]: one `EXISTS` per rule, each a plain scan of
+/// its index's range (plain index scans mark dead entries killed, where
+/// the write's bitmap scans would read their heap pages every run; one
+/// `EXISTS` of both conditions would be planned as a scan of the table).
+pub fn any_stuck_sql(rules: &StuckRules) -> String {
+    let exists: Vec<String> = parts(rules)
+        .iter()
+        .map(|p| {
+            format!(
+                "EXISTS (SELECT 1 FROM extraction_queue WHERE {})",
+                p.condition()
+            )
+        })
+        .collect();
+    format!("SELECT to_json({})", exists.join("\n            OR "))
+}
+
+/// Whether [`reset_stuck`] would find a candidate now, read-only. Only with
+/// the rules' indexes of `sql/indexes.sql`: without them each `EXISTS`
+/// that finds nothing reads the whole table, and a pass of its own before
+/// the write costs more than it saves (measured in docs/performance.md).
+pub async fn any_stuck(db: &Database, rules: &StuckRules) -> Result<bool, DbError> {
+    db.query_json(&any_stuck_sql(rules)).await
+}
+
+/// The text of [`reset_stuck`].
+pub fn reset_stuck_sql(rules: &StuckRules) -> String {
+    let parts = parts(rules);
     let columns: Vec<String> = parts.iter().map(Part::columns).collect();
     let conditions: Vec<String> = parts.iter().map(Part::condition).collect();
     let ctes: Vec<String> = parts.iter().map(Part::ctes).collect();
