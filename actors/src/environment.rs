@@ -81,20 +81,14 @@ impl Environment {
         let (name, instance) = (project.name.as_str(), settings.instance_id.as_str());
         let pooled = leader::is_transaction_pooler(&project);
         let off = settings.leader_election == ElectionMode::Off;
-        let alone = off || pooled;
-        // With an election, one of the project's connections is kept for
-        // the session that holds the lock (never opened where the lease
-        // table exists); the checks share the other.
-        let pool_size = if alone {
-            MAX_CONNECTIONS
-        } else {
-            MAX_CONNECTIONS - 1
-        };
+        // The checks share two connections, so that one check stuck on its
+        // connection never stalls the others; the election's lock session
+        // (never opened where the lease table exists) is a third.
         let db = Database::with_max_size(
             &project,
             settings.connect_timeout,
             settings.statement_timeout,
-            pool_size,
+            MAX_CONNECTIONS,
         );
         state.add_project(name);
         let session = leader::start(&state, name, instance, off, pooled);
