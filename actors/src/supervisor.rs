@@ -90,8 +90,7 @@ impl Handler<WorkersDied> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: WorkersDied, _: &mut Self::Context) {
-        let workers: Vec<String> = msg.deaths.into_iter().map(|d| d.worker).collect();
-        self.state.fleet().died(&workers);
+        self.state.fleet().died(&msg.workers);
     }
 }
 

@@ -26,7 +26,7 @@ use crate::events::Event;
 use crate::fleet::{Judge, Skew};
 use crate::kind::ChildKind;
 use crate::report::{alert_batch, sample, summarize};
-use crate::sql::{self, BATCH, ForeignDeath, ReleasedJob};
+use crate::sql::{self, BATCH, ReleasedJob};
 
 /// Workers found dead by someone else (an operator's action on the
 /// dashboard), for every project to free their jobs.
@@ -34,7 +34,8 @@ use crate::sql::{self, BATCH, ForeignDeath, ReleasedJob};
 #[rtype(result = "()")]
 pub struct WorkersDied {
     pub from: String,
-    pub deaths: Vec<ForeignDeath>,
+    /// The workers found dead.
+    pub workers: Vec<String>,
 }
 
 /// What one run did.
@@ -42,17 +43,12 @@ pub struct WorkersDied {
 pub struct Reaping {
     /// Live worker rows read.
     pub rows_read: usize,
-    /// Rows judged dead here still to mark (beyond this run's batches, or
-    /// locked).
-    pub still_to_mark: usize,
     /// Workers whose rows here were marked offline, sorted.
     pub marked: Vec<String>,
     /// Jobs put back in the queue (or failed).
     pub released: Vec<ReleasedJob>,
     /// Workers newly found with a skewed clock.
     pub skews: Vec<Skew>,
-    /// Dead workers whose jobs here are still held (locked rows).
-    pub still_owed: usize,
     /// A statement failed after others made progress: kept, and the rest
     /// is done by the next run.
     pub cut_short: Option<DbError>,
@@ -171,8 +167,6 @@ impl Check for WorkerReaper {
                 }
                 out.cut_short = Some(e);
             }
-            out.still_owed = cx.fleet.owed(&project).len();
-            out.still_to_mark = judged.to_mark.len().saturating_sub(out.marked.len());
             Ok(out)
         }
     }

@@ -22,8 +22,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use registre_actors::alerts::Alert;
 use registre_actors::events::Event;
+use registre_actors::sql::ReleasedJob;
 use registre_actors::sql::dashboard::{self as statements, Changed, ChangedJob};
-use registre_actors::sql::{ForeignDeath, ReleasedJob};
 use registre_actors::worker_reaper::WorkersDied;
 use serde::Deserialize;
 use serde_json::json;
@@ -315,14 +315,11 @@ fn report(
             .field("jobs", serde_json::to_value(&summary).unwrap_or_default()),
     );
     if let (Some(worker), Some(deaths)) = (&what.worker, &dash.deaths) {
-        // As for a worker the reaper found dead: every other project frees
-        // the jobs it claimed before now.
+        // As for a worker the reaper found dead: every project frees its
+        // jobs (its id is never reused).
         deaths.do_send(WorkersDied {
             from: project.to_string(),
-            deaths: vec![ForeignDeath {
-                worker: worker.clone(),
-                seen_at: changed.now.clone(),
-            }],
+            workers: vec![worker.clone()],
         });
     }
     HttpResponse::Ok().json(json!({

@@ -45,8 +45,7 @@ pub use stuck::{
     reset_stuck, reset_stuck_jobs, reset_stuck_sql,
 };
 pub use workers::{
-    BATCH, ForeignDeath, Released, holders_without_live_row, mark_offline, read_workers,
-    release_jobs_of,
+    BATCH, Released, holders_without_live_row, mark_offline, read_workers, release_jobs_of,
 };
 
 /// A duration as an SQL interval literal, in whole milliseconds.

@@ -34,15 +34,6 @@ pub struct WorkerRead {
 /// a statement timeout, and an incident of any size progresses by batches.
 pub const BATCH: usize = 1000;
 
-/// A worker found dead by someone else (an operator's action), as passed
-/// on to every project.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ForeignDeath {
-    pub worker: String,
-    /// The database's `now()` when it was found dead (RFC 3339).
-    pub seen_at: String,
-}
-
 /// Most holders one sweep returns.
 pub const MAX_HOLDERS: usize = 10_000;
 
