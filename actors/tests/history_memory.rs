@@ -6,7 +6,7 @@
 //! prints the figures.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::cell::Cell;
 
 use registre_actors::events::{
     Event, FIELD_MAX_CHARS, JOBS_PER_EVENT, TEXT_MAX_CHARS, TIMELINE_BUDGET_BYTES,
@@ -15,22 +15,30 @@ use registre_actors::events::{
 use registre_actors::history::{Action, COARSE_SLOTS, FINE_SLOTS, History, Point};
 use registre_actors::sql::{HealthCounts, ReleasedJob};
 
-/// Bytes allocated and not yet freed, by anyone in this process.
-static LIVE: AtomicIsize = AtomicIsize::new(0);
+thread_local! {
+    /// Bytes allocated and not yet freed by this thread: the test harness's
+    /// other threads (printing, starting tests) do not count.
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+/// Adds `bytes` to this thread's count (nothing once the thread is ending).
+fn count(bytes: isize) {
+    let _ = LIVE.try_with(|live| live.set(live.get() + bytes));
+}
 
 struct Counting;
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::SeqCst);
+        count(layout.size() as isize);
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::SeqCst);
+        count(-(layout.size() as isize));
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::SeqCst);
+        count(new_size as isize - layout.size() as isize);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -38,11 +46,11 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// One measure at a time: the counter is the whole process's.
+/// One measure at a time.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn live() -> isize {
-    LIVE.load(Ordering::SeqCst)
+    LIVE.with(Cell::get)
 }
 
 const T0: u64 = 1_800_000_000;
