@@ -53,6 +53,40 @@ fn every_statement_works_through_pgbouncer_in_transaction_mode() {
     assert!(!monitor.logged("prepared statement"));
 }
 
+/// Through PgBouncer in transaction mode with several server connections,
+/// two instances' requests land on server connections that lack their
+/// prepared statements, or have them already: each is prepared where it is
+/// missing, and no request fails; stuck jobs still come back.
+#[test]
+fn prepared_statements_hold_when_a_pooler_moves_requests_between_servers() {
+    let Some(bouncer) = PgBouncer::start_with_pool(3) else {
+        return;
+    };
+    let mut db = TestDb::new("bouncer_many");
+    let url = bouncer.url(&db.name, PgBouncer::PASSWORD);
+    let vars = watching(
+        &[("pooled", &url)],
+        &[
+            ("MONITOR_CHECK_INTERVAL", "200ms"),
+            ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
+            ("MONITOR_STUCK_JOB_AFTER", "1s"),
+        ],
+    );
+    let monitors = [Monitor::start(&vars), Monitor::start(&vars)];
+    for m in &monitors {
+        m.wait_for(10, "📊 System health status", Some("pooled"), WAIT);
+    }
+    let stale = db.job(2, Some("worker-gone"), Some("10 minutes"), "acte:9");
+    common::eventually("the stuck job back in the queue", WAIT, || {
+        db.job_status(&stale) == 1
+    });
+    for m in &monitors {
+        m.wait_for(30, "📊 System health status", Some("pooled"), WAIT);
+        assert_eq!(errors_for(m, "pooled"), Vec::<serde_json::Value>::new());
+        assert!(!m.logged("prepared statement"));
+    }
+}
+
 /// A wrong password is an `authentication` error, reported once, and the
 /// password appears nowhere in the output.
 #[test]

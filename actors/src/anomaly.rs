@@ -62,9 +62,11 @@ pub fn holding(
 }
 
 /// The bound of the processing probe for a fleet of `fleet` active
-/// workers: one more than the anomaly's limit, so it can be told apart.
+/// workers: past the anomaly's limit, so it can be told apart; rounded up
+/// to a power of two, so that the probe's text (kept prepared) takes a
+/// few forms, not one per fleet size.
 pub fn processing_cap(fleet: Option<u64>) -> u64 {
-    fleet.map_or(1, |active| 2 * active + 1)
+    fleet.map_or(1, |active| (2 * active + 1).next_power_of_two())
 }
 
 /// Whether each anomaly holds, by the bounded probes: the same decisions
@@ -230,8 +232,9 @@ mod tests {
     #[test]
     fn bounded_probes_decide_as_exact_counts_do() {
         let cap = processing_cap(Some(1));
-        assert_eq!(cap, 3);
-        for (processing, errors) in [(0, 0), (2, 10), (3, 11)] {
+        assert_eq!(cap, 4, "2 × 1 + 1, rounded up to a power of two");
+        assert_eq!(processing_cap(Some(20)), 64);
+        for (processing, errors) in [(0, 0), (2, 10), (3, 11), (9, 11)] {
             let exact = holding(counts(1, processing, errors), Some(1), 10);
             let bounded = probed(
                 probe(true, processing.min(cap), errors.min(11)),
@@ -241,8 +244,8 @@ mod tests {
             );
             assert_eq!(exact.map(|(a, h)| (a, Some(h))), bounded);
         }
-        // A bound set for one worker cannot tell "3 or more" for two.
-        let grown = probed(probe(true, 3, 0), cap, Some(2), 10);
+        // A bound set for one worker cannot tell "4 or more" for two.
+        let grown = probed(probe(true, 4, 0), cap, Some(2), 10);
         assert_eq!(grown[1], (Anomaly::TooManyProcessing, None));
         let (decided, undecided) = Anomalies::default().settle(grown);
         assert!(undecided && !decided[1].1);

@@ -272,9 +272,33 @@ async fn elect(db: &Database, session: &LockSession, instance: &str) -> Result<F
             Some(c) => c,
             None => {
                 fresh = true;
+                session.pid.store(0, Ordering::SeqCst);
                 db.dedicated().await?
             }
         };
+        // The backend that took the lock still answering: it holds it.
+        let held = session.pid.load(Ordering::SeqCst);
+        if !fresh && held != 0 {
+            match sql::session_pid(db, &c).await {
+                Ok(pid) if pid == held => {
+                    *client = Some(c);
+                    let found = Leadership {
+                        pid,
+                        acting: true,
+                        holder: Some(format!(
+                            "{}{instance}",
+                            sql::leadership::SESSION_NAME_PREFIX
+                        )),
+                        holder_idle_ms: None,
+                    };
+                    return Ok(Found::Lock { found, fresh });
+                }
+                // Another backend (a pooler's): the full statement judges.
+                Ok(_) => {}
+                Err(e) if e.is_connection() => continue,
+                Err(e) => return Err(e),
+            }
+        }
         match sql::leadership(db, &c, instance).await {
             Ok(found) => {
                 *client = Some(c);

@@ -1,10 +1,10 @@
 //! `StuckJobResetter`: puts jobs stuck in processing back in the queue.
 //!
 //! A worker that hangs or dies mid-job leaves its job in `En traitement`
-//! forever. Every check interval this check runs [`sql::reset_stuck`] and
-//! logs, at WARN, what it reset; where the stuck rules' indexes exist it
-//! first looks, read-only, whether any job is stuck ([`sql::any_stuck`])
-//! and sends the write (which checks them again under lock) only then. In the same statement: each reset counts
+//! forever. Every check interval this check looks, read-only, for jobs that
+//! may be stuck ([`sql::stuck_candidates`]); only when it finds some does
+//! it send the write ([`sql::reset_stuck_ids`], which judges each again
+//! under lock), and it logs, at WARN, what it reset. In the same statement: each reset counts
 //! as an attempt (a job out of attempts goes to failed, status 4), a job
 //! whose live worker is still on it may get a grace, and OCR jobs stuck in
 //! status 6 go back to status 3; each as the project's schema allows
@@ -16,12 +16,30 @@
 //! standby instance does nothing.
 
 use crate::check::{Check, Gate, Reporting, RunContext, Running};
-use crate::database::Database;
+use crate::database::{Database, DbError};
 use crate::events::Event;
 use crate::kind::ChildKind;
 use crate::report::{alert_batch, summarize};
 use crate::sql::{self, StuckResets};
 use crate::worker_reaper::judge;
+
+/// At most this many looks and writes a run: 10,000 jobs of each stage.
+const MAX_BATCHES: usize = 10;
+
+/// One look and, when it found candidates, the write among them; with
+/// whether the look was full (more may wait).
+async fn reset_candidates(
+    db: &Database,
+    rules: &sql::StuckRules,
+    indexed: bool,
+) -> Result<Option<(StuckResets, bool)>, DbError> {
+    let ids = sql::stuck_candidates(db, rules, indexed).await?;
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let resets = sql::reset_stuck_ids(db, rules, &ids).await?;
+    Ok(Some((resets, ids.len() >= sql::CANDIDATES)))
+}
 
 /// The check; what it needs is in the [`RunContext`].
 #[derive(Debug, Default)]
@@ -48,13 +66,34 @@ impl Check for StuckJobResetter {
             }
             let mut rules = allowed.stuck_rules(&cx.settings);
             rules.workers = cx.fleet.view(&judge(&cx), rules.live_grace.is_some());
-            // Nearly every run finds nothing: with the indexes a read-only
-            // look at their ranges says so for less than the write costs;
-            // the write follows only when it finds some.
-            if allowed.stuck_indexed && !sql::any_stuck(&db, &rules).await? {
-                return Ok(StuckResets::default());
+            // Nearly every run finds nothing: a read-only look says so
+            // for less than the write costs. The write follows only when
+            // it finds candidates, and reaches them by primary key.
+            let indexed = allowed.stuck_indexed;
+            let mut resets = StuckResets::default();
+            for _ in 0..MAX_BATCHES {
+                let batch = match reset_candidates(&db, &rules, indexed).await {
+                    Ok(batch) => batch,
+                    // What was reset is said; the rest waits for the next run.
+                    Err(_) if !resets.jobs.is_empty() || !resets.ocr.is_empty() => break,
+                    Err(e) => return Err(e),
+                };
+                let Some((batch, full)) = batch else { break };
+                let progress = !batch.jobs.is_empty() || !batch.ocr.is_empty();
+                resets.jobs.extend(batch.jobs);
+                resets.ocr.extend(batch.ocr);
+                if full && !progress {
+                    // A full look of jobs the rule keeps (graced, locked)
+                    // could hide stuck ones behind them: the whole rule.
+                    let rest = sql::reset_stuck(&db, &rules).await?;
+                    resets.jobs.extend(rest.jobs);
+                    resets.ocr.extend(rest.ocr);
+                }
+                if !full || !progress {
+                    break;
+                }
             }
-            sql::reset_stuck(&db, &rules).await
+            Ok(resets)
         }
     }
 

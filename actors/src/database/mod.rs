@@ -25,9 +25,12 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::project::Project;
 
 mod error;
+mod prepared;
 
 pub use error::DbError;
 use error::cause_chain;
+pub use prepared::MAX_PREPARED;
+use prepared::Prepared;
 
 tokio::task_local! {
     /// The project whose database work is being done, for log lines that
@@ -85,6 +88,8 @@ pub struct Database {
     tls: MakeRustlsConnect, // for cancel requests (`in_flight`)
     connect_timeout: Duration,
     statement_timeout: Duration,
+    /// The texts kept prepared in the project's sessions.
+    prepared: Arc<Prepared>,
 }
 
 impl fmt::Debug for Database {
@@ -94,10 +99,13 @@ impl fmt::Debug for Database {
 }
 
 /// Why [`Database::send_json`] failed: an answer that was an error, or no
-/// answer at all (the connection is then unusable).
+/// answer at all (the connection is then unusable); or, for a prepared
+/// statement, that this server connection lacks it or has it already.
 enum SendError {
     Failed(DbError),
     NoAnswer(DbError),
+    NotPrepared(DbError),
+    AlreadyPrepared(DbError),
 }
 
 impl Database {
@@ -147,6 +155,7 @@ impl Database {
             tls: project.tls.connector(),
             connect_timeout,
             statement_timeout,
+            prepared: Arc::default(),
         }
     }
 
@@ -157,15 +166,32 @@ impl Database {
         &self,
         sql: &str,
     ) -> Result<T, DbError> {
-        in_scope(self.project.clone(), self.query_json_pooled(sql)).await
+        in_scope(self.project.clone(), self.query_json_pooled(sql, None)).await
+    }
+
+    /// [`Database::query_json`] for a statement sent every cycle: the
+    /// server keeps it parsed and planned (see `database/prepared.rs`). `sql` must be
+    /// one statement, and its text should not vary from run to run (past
+    /// [`MAX_PREPARED`] texts a project sends them as they are).
+    pub async fn query_json_prepared<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+    ) -> Result<T, DbError> {
+        let name = self.prepared.name(sql);
+        in_scope(self.project.clone(), self.query_json_pooled(sql, name)).await
     }
 
     async fn query_json_pooled<T: serde::de::DeserializeOwned>(
         &self,
         sql: &str,
+        prepared_as: Option<prepared::Name>,
     ) -> Result<T, DbError> {
         let client = self.pool.get().await?;
-        match self.send_json(&client, sql).await {
+        let sent = match prepared_as {
+            Some(name) => self.send_prepared(&client, sql, &name).await,
+            None => self.send_json(&client, sql).await,
+        };
+        match sent {
             Err(SendError::NoAnswer(e)) => {
                 // Never give a connection with a request in flight back.
                 drop(Object::take(client));
@@ -178,8 +204,43 @@ impl Database {
                 drop(Object::take(client));
                 Err(e)
             }
-            Err(SendError::Failed(e)) => Err(e),
+            Err(
+                SendError::Failed(e) | SendError::NotPrepared(e) | SendError::AlreadyPrepared(e),
+            ) => Err(e),
             Ok(value) => Ok(value),
+        }
+    }
+
+    /// Runs `sql` prepared as `name` on this pooled connection: executed
+    /// where the session has it, else prepared and executed in one
+    /// request; else (a pooler moved the request to a server connection
+    /// that has it already) sent as it is.
+    async fn send_prepared<T: serde::de::DeserializeOwned>(
+        &self,
+        client: &deadpool_postgres::ClientWrapper,
+        sql: &str,
+        name: &prepared::Name,
+    ) -> Result<T, SendError> {
+        let session = Arc::as_ptr(&client.statement_cache) as usize;
+        if self.prepared.has(session, name) {
+            match self.send_json(client, &prepared::execute(&name.text)).await {
+                Err(SendError::NotPrepared(_)) => self.prepared.set(session, name, false),
+                other => return other,
+            }
+        }
+        let sent = self
+            .send_json(client, &prepared::prepare_and_execute(&name.text, sql))
+            .await;
+        match sent {
+            Err(SendError::AlreadyPrepared(_)) => {
+                self.prepared.set(session, name, true);
+                self.send_json(client, sql).await
+            }
+            Ok(value) => {
+                self.prepared.set(session, name, true);
+                Ok(value)
+            }
+            other => other,
         }
     }
 
@@ -199,7 +260,12 @@ impl Database {
         sql: &str,
     ) -> Result<T, DbError> {
         match in_scope(self.project.clone(), self.send_json(client, sql)).await {
-            Err(SendError::NoAnswer(e)) | Err(SendError::Failed(e)) => Err(e),
+            Err(
+                SendError::NoAnswer(e)
+                | SendError::Failed(e)
+                | SendError::NotPrepared(e)
+                | SendError::AlreadyPrepared(e),
+            ) => Err(e),
             Ok(value) => Ok(value),
         }
     }
@@ -221,7 +287,14 @@ impl Database {
         let result = tokio::time::timeout(deadline, sent).await;
         let messages = match result {
             Ok(Ok(messages)) => messages,
-            Ok(Err(e)) => return Err(SendError::Failed(e.into())),
+            Ok(Err(e)) => {
+                use tokio_postgres::error::SqlState;
+                return Err(match e.code() {
+                    Some(&SqlState::INVALID_SQL_STATEMENT_NAME) => SendError::NotPrepared(e.into()),
+                    Some(&SqlState::DUPLICATE_PSTATEMENT) => SendError::AlreadyPrepared(e.into()),
+                    _ => SendError::Failed(e.into()),
+                });
+            }
             Err(_) => {
                 return Err(SendError::NoAnswer(DbError::Timeout(format!(
                     "no answer from the server within {} ms",

@@ -27,7 +27,8 @@ pub async fn health_counts(
     dead_after: Duration,
     indexed: bool,
 ) -> Result<HealthCounts, DbError> {
-    db.query_json(&health_counts_sql(dead_after, indexed)).await
+    db.query_json_prepared(&health_counts_sql(dead_after, indexed))
+        .await
 }
 
 /// Counts the workers with a heartbeat within `dead_after`.
@@ -108,6 +109,6 @@ pub async fn health_probe(
     processing_cap: u64,
     failed_cap: u64,
 ) -> Result<HealthProbe, DbError> {
-    db.query_json(&health_probe_sql(dead_after, processing_cap, failed_cap))
+    db.query_json_prepared(&health_probe_sql(dead_after, processing_cap, failed_cap))
         .await
 }

@@ -68,6 +68,15 @@ pub fn leadership_sql(instance_id: &str) -> String {
     )
 }
 
+/// The backend answering on `session`: when it is the one that took the
+/// lock, it still holds it (a session lock ends only with its session, and
+/// the monitor never unlocks), so a holder's run needs nothing more than
+/// this, which costs its database next to nothing.
+pub async fn session_pid(db: &Database, session: &tokio_postgres::Client) -> Result<i64, DbError> {
+    db.query_json_on(session, "SELECT to_json(pg_backend_pid())")
+        .await
+}
+
 /// On a dedicated session: keeps, or tries to take, the session-level
 /// advisory lock of the acting instance, and says who holds it. Never
 /// waits for the lock.

@@ -60,7 +60,8 @@ pub async fn claim_lease(
     instance_id: &str,
     ttl: Duration,
 ) -> Result<Lease, DbError> {
-    db.query_json(&claim_lease_sql(instance_id, ttl)).await
+    db.query_json_prepared(&claim_lease_sql(instance_id, ttl))
+        .await
 }
 
 /// The schema probe: the optional columns ([`Columns`]) and whether the

@@ -9,12 +9,13 @@
 //! names as quoted [`Identifier`](crate::identifier::Identifier)s.
 //!
 //! Parts: [`stage`] (the two stages a job can be stuck in, their columns,
-//! and how a job is put back), [`stuck`] (stuck jobs), [`workers`] (the dead-worker rule),
+//! and how a job is put back), [`stuck`] (stuck jobs) and [`candidates`] (the look before it), [`workers`] (the dead-worker rule),
 //! [`mod@leadership`] (the election's lock), [`lease`] (its lease, where
 //! the opt-in table exists), [`health`] (the counts),
 //! [`columns`] (the schema probes), [`mod@diagnose`] (the operator's snapshot),
 //! [`dashboard`] (the dashboard's read and a person's actions).
 
+pub mod candidates;
 pub mod columns;
 pub mod dashboard;
 pub mod diagnose;
@@ -27,6 +28,7 @@ pub mod workers;
 
 use std::time::Duration;
 
+pub use candidates::{CANDIDATES, stuck_candidates, stuck_candidates_sql};
 pub use columns::{
     ColumnType, Columns, OPTIONAL_COLUMNS, probe_columns, probe_columns_sql, schema_columns,
 };
@@ -34,15 +36,15 @@ pub use diagnose::{Diagnosis, StatusCount, WorkerRow, diagnose};
 pub use health::{
     HealthCounts, HealthProbe, health_counts, health_counts_sql, health_probe, health_probe_sql,
 };
-pub use leadership::{LEADER_LOCK, Leadership, leadership, leadership_sql};
+pub use leadership::{LEADER_LOCK, Leadership, leadership, leadership_sql, session_pid};
 pub use lease::{LEASE_TABLE, Lease, Probed, claim_lease, claim_lease_sql, probe_schema};
 pub use stage::{
     AttemptColumns, DEFAULT_MAX_ATTEMPTS, OCR, OCR_RESET_MESSAGE, PROCESSING, ReleasedJob,
     STUCK_FAILED_MESSAGE, STUCK_RESET_MESSAGE, Stage,
 };
 pub use stuck::{
-    LiveGrace, OcrRule, StuckResets, StuckRules, any_stuck, any_stuck_sql, find_stuck_jobs,
-    reset_stuck, reset_stuck_jobs, reset_stuck_sql,
+    LiveGrace, OcrRule, StuckResets, StuckRules, find_stuck_jobs, reset_stuck, reset_stuck_ids,
+    reset_stuck_jobs, reset_stuck_sql,
 };
 pub use workers::{
     BATCH, Released, holders_without_live_row, mark_offline, read_workers, release_jobs_of,

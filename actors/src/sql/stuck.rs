@@ -229,34 +229,15 @@ fn parts(rules: &StuckRules) -> Vec<Part<'_>> {
     parts
 }
 
-/// The text of [`any_stuck`]: one `EXISTS` per rule, each a plain scan of
-/// its index's range (plain index scans mark dead entries killed, where
-/// the write's bitmap scans would read their heap pages every run; one
-/// `EXISTS` of both conditions would be planned as a scan of the table).
-pub fn any_stuck_sql(rules: &StuckRules) -> String {
-    let exists: Vec<String> = parts(rules)
-        .iter()
-        .map(|p| {
-            format!(
-                "EXISTS (SELECT 1 FROM extraction_queue WHERE {})",
-                p.condition()
-            )
-        })
-        .collect();
-    format!("SELECT to_json({})", exists.join("\n            OR "))
-}
-
-/// Whether [`reset_stuck`] would find a candidate now, read-only. Only with
-/// the rules' indexes of `sql/indexes.sql`: without them each `EXISTS`
-/// that finds nothing reads the whole table, and a pass of its own before
-/// the write costs more than it saves (measured in docs/performance.md).
-pub async fn any_stuck(db: &Database, rules: &StuckRules) -> Result<bool, DbError> {
-    db.query_json(&any_stuck_sql(rules)).await
-}
-
-/// The text of [`reset_stuck`].
-pub fn reset_stuck_sql(rules: &StuckRules) -> String {
+/// The text of [`reset_stuck`] (every job) or [`reset_stuck_ids`] (those
+/// of `ids`).
+pub fn reset_stuck_sql(rules: &StuckRules, ids: Option<&[String]>) -> String {
     let parts = parts(rules);
+    let among = ids.map_or_else(String::new, |ids| {
+        // Untyped literals take the id column's type, whatever it is.
+        let ids: Vec<String> = ids.iter().map(|id| literal(id)).collect();
+        format!("\n              AND id IN ({})", ids.join(", "))
+    });
     let columns: Vec<String> = parts.iter().map(Part::columns).collect();
     let conditions: Vec<String> = parts.iter().map(Part::condition).collect();
     let ctes: Vec<String> = parts.iter().map(Part::ctes).collect();
@@ -269,7 +250,7 @@ pub fn reset_stuck_sql(rules: &StuckRules) -> String {
         "WITH candidates AS (
             SELECT id, status_id, {columns}
             FROM extraction_queue
-            WHERE {conditions}
+            WHERE ({conditions}){among}
             FOR UPDATE SKIP LOCKED
         ), {ctes}
         SELECT json_build_object('jobs', {jobs_json}, 'ocr', {ocr_json})",
@@ -295,7 +276,18 @@ pub fn reset_stuck_sql(rules: &StuckRules) -> String {
 /// go back to status 3 the same way, judged by `ocr_started_at` and counted
 /// in `ocr_attempts`.
 pub async fn reset_stuck(db: &Database, rules: &StuckRules) -> Result<StuckResets, DbError> {
-    db.query_json(&reset_stuck_sql(rules)).await
+    db.query_json(&reset_stuck_sql(rules, None)).await
+}
+
+/// [`reset_stuck`] among the jobs of `ids` alone (the candidates of
+/// [`stuck_candidates`](super::stuck_candidates)), each reached by its
+/// primary key and judged by the full rule.
+pub async fn reset_stuck_ids(
+    db: &Database,
+    rules: &StuckRules,
+    ids: &[String],
+) -> Result<StuckResets, DbError> {
+    db.query_json(&reset_stuck_sql(rules, Some(ids))).await
 }
 
 /// [`reset_stuck`] with the plain rule: what `reset-stuck-jobs` runs.
@@ -339,7 +331,7 @@ mod tests {
 
     #[test]
     fn the_plain_rule_has_no_grace_attempts_or_ocr() {
-        let plain = reset_stuck_sql(&StuckRules::plain(Duration::from_secs(180)));
+        let plain = reset_stuck_sql(&StuckRules::plain(Duration::from_secs(180)), None);
         assert!(!plain.contains("worker_status"), "{plain}");
         assert!(
             !plain.contains("attemtps") && !plain.contains("ocr_"),
@@ -365,7 +357,8 @@ mod tests {
             },
             ..StuckRules::plain(Duration::from_secs(180))
         };
-        let sql = reset_stuck_sql(&full);
+        let sql = reset_stuck_sql(&full, Some(&["j1".into()]));
+        assert!(sql.contains("AND id IN (E'j1')"), "{sql}");
         assert!(sql.contains("WHEN E'ahead' THEN 300000"), "{sql}");
         assert!(
             sql.contains("w.worker_id <> ALL (ARRAY[E'ahead']::text[])"),

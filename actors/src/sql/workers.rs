@@ -52,7 +52,7 @@ pub fn read_workers_sql() -> String {
 /// Every worker row not `offline`, with its heartbeat as written, and the
 /// database's `now()`.
 pub async fn read_workers(db: &Database) -> Result<WorkerRead, DbError> {
-    db.query_json(&read_workers_sql()).await
+    db.query_json_prepared(&read_workers_sql()).await
 }
 
 /// The text of [`mark_offline`].
@@ -176,5 +176,6 @@ pub fn holders_without_live_row_sql() -> String {
 /// The workers holding processing jobs here without a live row here
 /// (offline, or never registered in this project), at most [`MAX_HOLDERS`].
 pub async fn holders_without_live_row(db: &Database) -> Result<Vec<String>, DbError> {
-    db.query_json(&holders_without_live_row_sql()).await
+    db.query_json_prepared(&holders_without_live_row_sql())
+        .await
 }
