@@ -49,6 +49,32 @@ fn the_resetter_counts_resets_as_the_schema_allows() {
     assert_eq!(db.statuses(&[&stale, &fresh]), [1, 2]);
 }
 
+/// A burst bigger than one look: 2,500 stuck jobs come back in one run, a
+/// look and a write per 1,000; one locked by another session is left for
+/// the next run, which resets it once it is free.
+#[test]
+fn the_resetter_takes_a_burst_in_batches_and_a_locked_job_later() {
+    let mut db = TestDb::new("ck_burst");
+    db.exec(
+        "INSERT INTO extraction_queue (status_id, worker_id, processing_started_at, document_source, document_number)
+         SELECT 2, 'w1', now() - interval '1 hour', 'acte', n::text FROM generate_series(1, 2500) n",
+    );
+    let locked = db.job(2, Some("w2"), Some("1 hour"), "acte:locked");
+    let lock = db.lock_job(&locked);
+    let cx = context();
+    let first = db.run(async |db| StuckJobResetter.run_once(&db, &cx).await.unwrap());
+    assert_eq!(first.jobs.len(), 2500);
+    assert_eq!(db.job_status(&locked), 2, "left while locked");
+    drop(lock);
+    let second = db.run(async |db| StuckJobResetter.run_once(&db, &cx).await.unwrap());
+    assert_eq!(second.jobs.len(), 1);
+    assert_eq!(second.jobs[0].id, locked);
+    assert_eq!(
+        db.text("SELECT count(*)::text FROM extraction_queue WHERE status_id = 2"),
+        Some("0".into())
+    );
+}
+
 /// Without the attempts column the resetter still resets, uncounted.
 #[test]
 fn without_the_attempts_column_the_resetter_resets_uncounted() {

@@ -38,7 +38,9 @@
 //! are measured in turn on the same data), `--repeat N` (rounds of every
 //! side in turn, the least kept; default 1), `--keep` (keep the
 //! generated databases), `--only steady|incident`, `--indexes no|yes`,
-//! `--detail` (the monitor's log lines).
+//! `--visibility set|unset|both` (`unset`: 10% of the open jobs updated
+//! since the last vacuum, autovacuum off; default `set`), `--detail` (the
+//! monitor's log lines).
 
 mod queue;
 mod sides;
@@ -75,6 +77,7 @@ pub struct Args {
     detail: bool,
     cycle_kinds: Vec<bool>,
     with_indexes: Vec<bool>,
+    vm_unset: Vec<bool>,
 }
 
 fn parse_args() -> Args {
@@ -95,6 +98,7 @@ fn parse_args() -> Args {
         detail: false,
         cycle_kinds: vec![false, true],
         with_indexes: vec![false, true],
+        vm_unset: vec![false],
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -120,6 +124,14 @@ fn parse_args() -> Args {
             "--detail" => args.detail = true,
             "--only" => args.cycle_kinds = vec![value() == "incident"],
             "--indexes" => args.with_indexes = vec![value() == "yes"],
+            "--visibility" => {
+                args.vm_unset = match value().as_str() {
+                    "set" => vec![false],
+                    "unset" => vec![true],
+                    "both" => vec![false, true],
+                    v => usage(&format!("--visibility {v}")),
+                }
+            }
             // `cargo bench` passes `--bench`.
             "--bench" => {}
             other => usage(&format!("unknown argument {other}")),
@@ -132,7 +144,7 @@ fn usage(problem: &str) -> ! {
     eprintln!(
         "cycle: {problem}\nusage: cargo bench -p registre-actors --bench cycle -- \
          [--rows N,N] [--open-jobs N] [--cycles N] [--interval MS] [--url URL] \
-         [--monitor PATH,PATH] [--repeat N] [--keep] [--only steady|incident] [--indexes no|yes] [--detail]"
+         [--monitor PATH,PATH] [--repeat N] [--keep] [--only steady|incident] [--indexes no|yes] [--visibility set|unset|both] [--detail]"
     );
     std::process::exit(2)
 }
@@ -158,7 +170,11 @@ fn main() {
         prepare(&mut admin, &args.url, &db, rows, open);
         for &indexed in &args.with_indexes {
             set_indexes(&mut connect(&args.url, &db), indexed);
-            for &incident in &args.cycle_kinds {
+            for (&vm_unset, &incident) in args
+                .vm_unset
+                .iter()
+                .flat_map(|u| args.cycle_kinds.iter().map(move |k| (u, k)))
+            {
                 let sides: Vec<Side> = [Side::Workers, Side::Baseline]
                     .into_iter()
                     .chain((0..args.monitors.len()).map(Side::Monitor))
@@ -168,11 +184,11 @@ fn main() {
                 let mut spent = vec![Vec::new(); sides.len()];
                 for _ in 0..args.repeat {
                     for (side, spent) in sides.iter().zip(spent.iter_mut()) {
-                        settle(&mut connect(&args.url, &db));
+                        settle(&mut connect(&args.url, &db), vm_unset);
                         tag += 1;
                         let s = window(&mut admin, &args, &db, *side, incident, tag);
                         eprintln!(
-                            "{rows} rows, indexes {indexed}, {}, {side:?}: {:.2} ms/cycle over {:.1} cycles",
+                            "{rows} rows, indexes {indexed}, vm unset {vm_unset}, {}, {side:?}: {:.2} ms/cycle over {:.1} cycles",
                             kind(incident),
                             s.ms_per_cycle,
                             s.cycles
@@ -183,7 +199,14 @@ fn main() {
                         spent.push(s.ms_per_cycle);
                     }
                 }
-                table.push((rows, open, indexed, incident, spent));
+                table.push(Line {
+                    rows,
+                    open,
+                    indexed,
+                    vm_unset,
+                    incident,
+                    spent,
+                });
             }
         }
         if !args.keep {
@@ -212,9 +235,15 @@ fn set_indexes(c: &mut Client, on: bool) {
     }
 }
 
-/// Rows, open jobs, indexes, incident, and each side's ms per cycle (one
-/// per round).
-type Line = (u64, u64, bool, bool, Vec<Vec<f64>>);
+/// One table line: the data, and each side's ms per cycle (one per round).
+struct Line {
+    rows: u64,
+    open: u64,
+    indexed: bool,
+    vm_unset: bool,
+    incident: bool,
+    spent: Vec<Vec<f64>>,
+}
 
 /// The least of a side's rounds: on a shared machine noise only adds.
 fn least(v: &[f64]) -> f64 {
@@ -234,22 +263,27 @@ fn print_table(lines: &[Line], monitors: &[PathBuf]) {
         })
         .collect();
     let mut head =
-        "| rows | open jobs | indexes | cycle | workers ms | first system ms |".to_string();
+        "| rows | open jobs | indexes | visibility map | cycle | workers ms | first system ms |"
+            .to_string();
     for n in &names {
         head.push_str(&format!(" {n} ms | ratio |"));
     }
     println!("{head} rounds (workers; first system; monitors) |");
     println!(
-        "|---:|---:|---|---|---:|---:|{}---|",
+        "|---:|---:|---|---|---|---:|---:|{}---|",
         "---:|---:|".repeat(names.len())
     );
-    for (rows, open, indexed, incident, spent) in lines {
+    for l in lines {
+        let spent = &l.spent;
         let floor = least(&spent[0]);
         let baseline = least(&spent[1]) - floor;
         let mut line = format!(
-            "| {rows} | {open} | {} | {} | {floor:.2} | {baseline:.2} |",
-            if *indexed { "yes" } else { "no" },
-            kind(*incident),
+            "| {} | {} | {} | {} | {} | {floor:.2} | {baseline:.2} |",
+            l.rows,
+            l.open,
+            if l.indexed { "yes" } else { "no" },
+            if l.vm_unset { "10% unset" } else { "set" },
+            kind(l.incident),
         );
         for m in &spent[2..] {
             let monitor = least(m) - floor;

@@ -100,8 +100,11 @@ pub fn prepare(admin: &mut Client, url: &str, db: &str, rows: u64, open: u64) {
 /// Puts the queue back as generated, without its incident: jobs the
 /// incident touched wait again, stale jobs and the workers who held them
 /// are fresh, the incident's workers are gone; then vacuums, so every
-/// window starts from the same visibility map.
-pub fn settle(c: &mut Client) {
+/// window starts from the same visibility map. With `vm_unset`, 10% of the
+/// open jobs are then updated (same values) and autovacuum is off for the
+/// table: their pages are not all-visible, as between two vacuums of a
+/// busy queue.
+pub fn settle(c: &mut Client, vm_unset: bool) {
     c.batch_execute(
         "DELETE FROM worker_status WHERE worker_id LIKE 'rmbench-%';
          UPDATE worker_status SET status = 'busy', last_heartbeat = now() WHERE worker_id <> 'worker-20';
@@ -114,4 +117,18 @@ pub fn settle(c: &mut Client) {
     .expect("settling the queue");
     simple(c, "VACUUM (ANALYZE) extraction_queue");
     simple(c, "VACUUM (ANALYZE) worker_status");
+    simple(
+        c,
+        &format!(
+            "ALTER TABLE extraction_queue SET (autovacuum_enabled = {})",
+            !vm_unset
+        ),
+    );
+    if vm_unset {
+        simple(
+            c,
+            "UPDATE extraction_queue SET updated_at = updated_at
+             WHERE status_id IN (1, 2, 4) AND random() < 0.1",
+        );
+    }
 }
