@@ -27,6 +27,7 @@ use crate::settings::{LeaderElection as ElectionMode, Settings};
 use crate::state::MonitorState;
 use crate::stuck_job_resetter::StuckJobResetter;
 use crate::supervision::{ExitNotice, Exited, Restarts, Stop};
+use crate::table_pass::TablePass;
 use crate::ticker::{ProjectScope, Ticker};
 use crate::worker_reaper::WorkerReaper;
 
@@ -99,6 +100,7 @@ impl Environment {
             settings,
             features,
             fleet,
+            pass: TablePass::default(),
         };
         Environment {
             scope: ProjectScope {

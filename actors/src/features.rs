@@ -33,6 +33,9 @@ pub struct Allowed {
     /// without it one pass over the table counts exactly every run, which
     /// costs less than probes that each may read the table.
     pub open_status_indexed: bool,
+    /// Whether the dead workers' jobs' index (`sql/indexes.sql`) exists:
+    /// without it the reaper finds their jobs by a read-only pass first.
+    pub processing_indexed: bool,
 }
 
 impl Allowed {
@@ -79,6 +82,7 @@ impl Features {
             stuck_indexed: probed.stuck_indexed
                 && (decided.ocr.is_none() || probed.ocr_stuck_indexed),
             open_status_indexed: probed.open_status_indexed,
+            processing_indexed: probed.processing_indexed,
             ..decided
         };
         if !columns.table {
@@ -150,6 +154,7 @@ pub fn decide(columns: &Columns, settings: &Settings) -> Allowed {
         lease: false,
         stuck_indexed: false,
         open_status_indexed: false,
+        processing_indexed: false,
     }
 }
 

@@ -11,7 +11,8 @@
 //! of `/status` and the metrics are then the last exact ones. That is where
 //! the open-status index of `sql/indexes.sql` exists; without it each probe
 //! could read the whole table, and one pass counting exactly every run
-//! costs less. An anomaly ([`crate::anomaly`]) is warned about when it
+//! costs less; where the stuck rule's indexes are missing too, that pass
+//! also answers the rule's look ([`TablePass`](crate::table_pass::TablePass)). An anomaly ([`crate::anomaly`]) is warned about when it
 //! starts, repeated at most once per `health_log_every` while it lasts, and
 //! its end is logged at INFO. Its start and its end are alerted. An
 //! instance that does not speak for the project ([`Role::speaks`](crate::Role::speaks):
@@ -27,6 +28,7 @@ use crate::database::Database;
 use crate::events::Event;
 use crate::kind::ChildKind;
 use crate::sql::{self, HealthCounts, HealthProbe};
+use crate::stuck_job_resetter::stuck_rules;
 use crate::worker_reaper::judge;
 
 /// The check; remembers when it last logged what.
@@ -71,11 +73,8 @@ impl Check for HealthReporter {
         let (fleet, anomalies) = (self.fleet, self.anomalies.clone());
         async move {
             let (dead_after, warn) = (cx.settings.dead_worker_after, cx.settings.failed_jobs_warn);
-            let indexed = cx
-                .features
-                .get(&db, &cx.settings)
-                .await?
-                .open_status_indexed;
+            let allowed = cx.features.get(&db, &cx.settings).await?;
+            let indexed = allowed.open_status_indexed;
             // Without the index every probe could read the table: one pass
             // that counts exactly costs less.
             let mut health = match last.filter(|_| indexed) {
@@ -100,8 +99,20 @@ impl Check for HealthReporter {
                 None => None,
             };
             if health.is_none() {
+                let counts = if indexed || allowed.stuck_indexed {
+                    sql::health_counts(&db, dead_after, indexed).await?
+                } else {
+                    // The one pass over the table serves the stuck rule's
+                    // look too (see `table_pass`).
+                    let may_be_stuck = sql::may_be_stuck_condition(&stuck_rules(&allowed, &cx));
+                    let began = Instant::now();
+                    let (counts, found) =
+                        sql::health_counts_and_look(&db, dead_after, &may_be_stuck).await?;
+                    cx.pass.record(began, !found);
+                    counts
+                };
                 health = Some(Health {
-                    counts: sql::health_counts(&db, dead_after, indexed).await?,
+                    counts,
                     probe: None,
                 });
             }

@@ -66,6 +66,7 @@ pub mod state;
 pub mod stuck_job_resetter;
 pub mod supervision;
 pub mod supervisor;
+pub mod table_pass;
 pub mod ticker;
 pub mod tls;
 pub mod verdict;

@@ -18,10 +18,19 @@
 use crate::check::{Check, Gate, Reporting, RunContext, Running};
 use crate::database::{Database, DbError};
 use crate::events::Event;
+use crate::features::Allowed;
 use crate::kind::ChildKind;
 use crate::report::{alert_batch, summarize};
 use crate::sql::{self, StuckResets};
 use crate::worker_reaper::judge;
+
+/// The stuck rules as this project's schema allows, with what the fleet
+/// knows of its workers.
+pub fn stuck_rules(allowed: &Allowed, cx: &RunContext) -> sql::StuckRules {
+    let mut rules = allowed.stuck_rules(&cx.settings);
+    rules.workers = cx.fleet.view(&judge(cx), rules.live_grace.is_some());
+    rules
+}
 
 /// At most this many looks and writes a run: 10,000 jobs of each stage.
 const MAX_BATCHES: usize = 10;
@@ -64,12 +73,20 @@ impl Check for StuckJobResetter {
             {
                 cx.fleet.observe(db.project(), &read);
             }
-            let mut rules = allowed.stuck_rules(&cx.settings);
-            rules.workers = cx.fleet.view(&judge(&cx), rules.live_grace.is_some());
+            let rules = stuck_rules(&allowed, &cx);
             // Nearly every run finds nothing: a read-only look says so
             // for less than the write costs. The write follows only when
             // it finds candidates, and reaches them by primary key.
             let indexed = allowed.stuck_indexed;
+            // Without any index, the health check's pass (at most an
+            // interval and a half ago: the two checks tick apart) may have
+            // looked already.
+            if !indexed
+                && !allowed.open_status_indexed
+                && cx.pass.take_none_stuck(cx.settings.check_interval * 3 / 2)
+            {
+                return Ok(StuckResets::default());
+            }
             let mut resets = StuckResets::default();
             for _ in 0..MAX_BATCHES {
                 let batch = match reset_candidates(&db, &rules, indexed).await {

@@ -116,7 +116,8 @@ impl Check for WorkerReaper {
         let owed = owed_in_turn(cx.fleet.owed(db.project()), self.cursor.as_deref());
         self.cursor = owed.last().cloned();
         async move {
-            let attempts = cx.features.get(&db, &cx.settings).await?.attempts;
+            let allowed = cx.features.get(&db, &cx.settings).await?;
+            let (attempts, indexed) = (allowed.attempts, allowed.processing_indexed);
             let (project, judge) = (db.project().to_string(), judge(&cx));
             let read = sql::read_workers(&db).await?;
             cx.fleet.observe(&project, &read);
@@ -148,7 +149,8 @@ impl Check for WorkerReaper {
                     out.marked.sort();
                 }
                 for batch in owed.chunks(BATCH) {
-                    let mut r = sql::release_jobs_of(&db, batch, attempts.as_ref()).await?;
+                    let mut r =
+                        sql::release_jobs_of(&db, batch, attempts.as_ref(), indexed).await?;
                     // Sorted here: the database's collation is not Rust's order.
                     r.remaining.sort();
                     let paid: Vec<String> = batch

@@ -20,6 +20,7 @@ fn context() -> RunContext {
         settings: Arc::new(Settings::default()),
         features: Features::new("test"),
         fleet: fleet(),
+        pass: Default::default(),
     }
 }
 
@@ -171,4 +172,30 @@ fn the_health_reporter_counts() {
             ..HealthCounts::default()
         }
     );
+}
+
+/// Without any of the indexes, the health count's pass over the table
+/// answers the stuck rule's look: after a pass that found nothing stuck the
+/// resetter sends nothing, once; the next run looks itself. A pass that
+/// finds a stuck job leaves the look (and the reset) to the resetter.
+#[test]
+fn without_indexes_one_pass_serves_the_counts_and_the_look() {
+    let mut db = TestDb::new("ck_pass");
+    db.job(2, Some("w1"), Some("1 second"), "acte:1");
+    let cx = context();
+    let count = |db: &TestDb| {
+        db.run(async |db| HealthReporter::default().run_once(&db, &cx).await.unwrap())
+    };
+    let reset = |db: &TestDb| db.run(async |db| StuckJobResetter.run_once(&db, &cx).await.unwrap());
+    let health = count(&db);
+    assert_eq!(health.counts.processing_jobs, 1);
+    let stuck = db.job(2, Some("w1"), Some("1 hour"), "acte:2");
+    assert!(reset(&db).jobs.is_empty(), "the pass found none stuck");
+    assert_eq!(reset(&db).jobs.len(), 1, "the next run looks itself");
+    assert_eq!(db.job_status(&stuck), 1);
+
+    let again = db.job(2, Some("w1"), Some("1 hour"), "acte:3");
+    assert_eq!(count(&db).counts.processing_jobs, 2);
+    assert_eq!(reset(&db).jobs.len(), 1, "the pass saw it: the rule looks");
+    assert_eq!(db.job_status(&again), 1);
 }

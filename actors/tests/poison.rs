@@ -262,7 +262,7 @@ fn poison_rows_never_stop_the_dead_worker_rule() {
             .map(|r| (r.id.clone(), r.hb.clone()))
             .collect();
         let marked = sql::mark_offline(&db, &judged).await.expect("marking runs");
-        let released = sql::release_jobs_of(&db, &dead, attempts.as_ref()).await;
+        let released = sql::release_jobs_of(&db, &dead, attempts.as_ref(), true).await;
         (
             read,
             marked,

@@ -67,10 +67,21 @@ fn marking_offline_is_guarded_by_the_heartbeat_and_skips_locked_rows() {
 
 /// Every processing job of a dead worker comes back, whatever start time
 /// its worker wrote; a job another session holds is reported as still
-/// held, and released once free.
+/// held, and released once free. With the index on the workers' jobs (one
+/// statement) and without it (a read-only look, then by primary key).
 #[test]
 fn a_dead_workers_jobs_come_back_and_locked_ones_stay_owed() {
-    let mut db = TestDb::new("wk_release");
+    for indexed in [true, false] {
+        dead_workers_jobs_come_back(indexed);
+    }
+}
+
+fn dead_workers_jobs_come_back(indexed: bool) {
+    let mut db = TestDb::new(if indexed {
+        "wk_release_ix"
+    } else {
+        "wk_release"
+    });
     let [old, future, locked, other] = db.jobs([
         (2, Some("dead"), Some("10 minutes")),
         (2, Some("dead"), Some("-5 minutes")),
@@ -79,7 +90,11 @@ fn a_dead_workers_jobs_come_back_and_locked_ones_stay_owed() {
     ]);
     let lock = db.lock_job(&locked);
     let dead = vec!["dead".to_string()];
-    let first = db.run(async |db| sql::release_jobs_of(&db, &dead, None).await.unwrap());
+    let first = db.run(async |db| {
+        sql::release_jobs_of(&db, &dead, None, indexed)
+            .await
+            .unwrap()
+    });
     assert_eq!(
         common::sorted_ids(&first.released),
         common::sorted(&[&old, &future])
@@ -90,7 +105,11 @@ fn a_dead_workers_jobs_come_back_and_locked_ones_stay_owed() {
         Some("Released by health monitor - worker dead is dead")
     );
     drop(lock);
-    let second = db.run(async |db| sql::release_jobs_of(&db, &dead, None).await.unwrap());
+    let second = db.run(async |db| {
+        sql::release_jobs_of(&db, &dead, None, indexed)
+            .await
+            .unwrap()
+    });
     assert_eq!(
         common::sorted_ids(&second.released),
         common::sorted(&[&locked])
@@ -112,10 +131,21 @@ fn a_counted_release_fails_a_job_at_its_limit() {
         max: Some(PROCESSING.max_attempts),
     };
     let dead = vec!["dead".to_string()];
-    let released = db.run(async |db| sql::release_jobs_of(&db, &dead, Some(&cols)).await.unwrap());
+    let released = db.run(async |db| {
+        sql::release_jobs_of(&db, &dead, Some(&cols), false)
+            .await
+            .unwrap()
+    });
     assert_eq!(released.released[0].attempts, Some(3));
     assert!(released.released[0].failed);
     assert_eq!(db.job_status(&last_try), 4);
+    // Nothing held: the look finds nothing, and nothing is written.
+    let none = db.run(async |db| {
+        sql::release_jobs_of(&db, &dead, Some(&cols), false)
+            .await
+            .unwrap()
+    });
+    assert_eq!(none, sql::Released::default());
 }
 
 /// The holders of processing jobs without a live row here: offline, or

@@ -38,8 +38,10 @@ fn may_be_stuck(stage: &Stage, after: Duration, reach: Duration) -> String {
     )
 }
 
-/// The text of [`stuck_candidates`].
-pub fn stuck_candidates_sql(rules: &StuckRules, indexed: bool) -> String {
+/// Each stage's condition of a job that may be stuck; the processing
+/// stage's range reaches as far as the most advanced worker clock, rounded
+/// up to a minute (so that the text takes few forms).
+fn stage_conditions(rules: &StuckRules) -> Vec<(Stage, String)> {
     let ahead = rules
         .workers
         .offsets
@@ -55,6 +57,23 @@ pub fn stuck_candidates_sql(rules: &StuckRules, indexed: bool) -> String {
     if let Some(ocr) = &rules.ocr {
         stages.push((OCR, may_be_stuck(&OCR, ocr.stuck_after, Duration::ZERO)));
     }
+    stages
+}
+
+/// The condition of a job that may be stuck, in any stage: what the look
+/// finds (the pass of [`TablePass`](crate::table_pass::TablePass) asks it
+/// of every row).
+pub fn may_be_stuck_condition(rules: &StuckRules) -> String {
+    let conditions: Vec<String> = stage_conditions(rules)
+        .into_iter()
+        .map(|(_, c)| format!("({c})"))
+        .collect();
+    conditions.join(" OR ")
+}
+
+/// The text of [`stuck_candidates`].
+pub fn stuck_candidates_sql(rules: &StuckRules, indexed: bool) -> String {
+    let stages = stage_conditions(rules);
     let ids = if indexed {
         let ranges: Vec<String> = stages
             .iter()
@@ -68,10 +87,9 @@ pub fn stuck_candidates_sql(rules: &StuckRules, indexed: bool) -> String {
             .collect();
         ranges.join("\n            UNION ALL ")
     } else {
-        let conditions: Vec<String> = stages.iter().map(|(_, c)| format!("({c})")).collect();
         format!(
             "SELECT id FROM extraction_queue WHERE {} LIMIT {CANDIDATES}",
-            conditions.join(" OR ")
+            may_be_stuck_condition(rules)
         )
     };
     format!("SELECT coalesce(json_agg(id::text), '[]') FROM ({ids}) candidates")

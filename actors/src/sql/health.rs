@@ -31,6 +31,36 @@ pub async fn health_counts(
         .await
 }
 
+/// [`health_counts`] without the open-status index, in the same pass over
+/// the table: whether any row meets `may_be_stuck` (the stuck rule's look,
+/// [`may_be_stuck_condition`](super::may_be_stuck_condition)).
+pub async fn health_counts_and_look(
+    db: &Database,
+    dead_after: Duration,
+    may_be_stuck: &str,
+) -> Result<(HealthCounts, bool), DbError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Answer {
+        #[serde(flatten)]
+        counts: HealthCounts,
+        stuck_candidates: bool,
+    }
+    let sql = format!(
+        "SELECT json_build_object(
+            'activeWorkers', {workers},
+            'pendingJobs', count(*) FILTER (WHERE status_id = 1),
+            'processingJobs', count(*) FILTER (WHERE status_id = 2),
+            'errorJobs', count(*) FILTER (WHERE status_id = 4),
+            'stuckCandidates', coalesce(bool_or({may_be_stuck}), false))
+        FROM extraction_queue
+        WHERE status_id IN (1, 2, 4, 6)",
+        workers = active_workers(dead_after),
+    );
+    let answer: Answer = db.query_json_prepared(&sql).await?;
+    Ok((answer.counts, answer.stuck_candidates))
+}
+
 /// Counts the workers with a heartbeat within `dead_after`.
 fn active_workers(dead_after: Duration) -> String {
     format!(

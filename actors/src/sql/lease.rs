@@ -80,6 +80,9 @@ pub struct Probed {
     /// Whether the health counts' index of `sql/indexes.sql` exists.
     #[serde(default)]
     pub open_status_indexed: bool,
+    /// Whether the dead workers' jobs' index of `sql/indexes.sql` exists.
+    #[serde(default)]
+    pub processing_indexed: bool,
 }
 
 /// The text of [`probe_schema`]: the columns' probe, with the lease table
@@ -89,7 +92,8 @@ pub fn probe_schema_sql(attempts_column: &Identifier) -> String {
         "SELECT (({}))::jsonb || jsonb_build_object('lease', to_regclass({}) IS NOT NULL,
             'stuck_indexed', to_regclass('extraction_queue_stuck_idx') IS NOT NULL,
             'ocr_stuck_indexed', to_regclass('extraction_queue_ocr_stuck_idx') IS NOT NULL,
-            'open_status_indexed', to_regclass('extraction_queue_open_status_idx') IS NOT NULL)",
+            'open_status_indexed', to_regclass('extraction_queue_open_status_idx') IS NOT NULL,
+            'processing_indexed', to_regclass('extraction_queue_processing_idx') IS NOT NULL)",
         probe_columns_sql(attempts_column),
         literal(LEASE_TABLE)
     )

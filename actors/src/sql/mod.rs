@@ -28,13 +28,14 @@ pub mod workers;
 
 use std::time::Duration;
 
-pub use candidates::{CANDIDATES, stuck_candidates, stuck_candidates_sql};
+pub use candidates::{CANDIDATES, may_be_stuck_condition, stuck_candidates, stuck_candidates_sql};
 pub use columns::{
     ColumnType, Columns, OPTIONAL_COLUMNS, probe_columns, probe_columns_sql, schema_columns,
 };
 pub use diagnose::{Diagnosis, StatusCount, WorkerRow, diagnose};
 pub use health::{
-    HealthCounts, HealthProbe, health_counts, health_counts_sql, health_probe, health_probe_sql,
+    HealthCounts, HealthProbe, health_counts, health_counts_and_look, health_counts_sql,
+    health_probe, health_probe_sql,
 };
 pub use leadership::{LEADER_LOCK, Leadership, leadership, leadership_sql, session_pid};
 pub use lease::{LEASE_TABLE, Lease, Probed, claim_lease, claim_lease_sql, probe_schema};

@@ -111,15 +111,26 @@ pub(crate) fn text_array(ids: &[String]) -> String {
     format!("ARRAY[{}]::text[]", items.join(", "))
 }
 
-/// The text of [`release_jobs_of`].
-pub fn release_jobs_of_sql(workers: &[String], attempts: Option<&AttemptColumns>) -> String {
+/// The text of [`release_jobs_of`]; with `among`, only the jobs of those
+/// ids are released and counted as still held (by primary key, where the
+/// index on the workers' jobs is missing).
+pub fn release_jobs_of_sql(
+    workers: &[String],
+    attempts: Option<&AttemptColumns>,
+    among: Option<&[String]>,
+) -> String {
+    let among = among.map_or_else(String::new, |ids| {
+        // Untyped literals take the id column's type, whatever it is.
+        let ids: Vec<String> = ids.iter().map(|id| literal(id)).collect();
+        format!(" AND q.id IN ({})", ids.join(", "))
+    });
     let message = "'Released by health monitor - worker ' || held.worker_id || ' is dead'";
     let (set, returning) = PROCESSING.put_back(attempts, message);
     format!(
         "WITH held AS (
             SELECT q.id, q.worker_id, {seconds} AS seconds
             FROM extraction_queue q
-            WHERE q.status_id = {status} AND q.worker_id = ANY ({ids})
+            WHERE q.status_id = {status} AND q.worker_id = ANY ({ids}){among}
             ORDER BY q.id
             LIMIT {BATCH}
             FOR UPDATE SKIP LOCKED
@@ -132,7 +143,7 @@ pub fn release_jobs_of_sql(workers: &[String], attempts: Option<&AttemptColumns>
         ), holding AS (
             SELECT q.worker_id, count(*) AS n
             FROM extraction_queue q
-            WHERE q.status_id = {status} AND q.worker_id = ANY ({ids})
+            WHERE q.status_id = {status} AND q.worker_id = ANY ({ids}){among}
             GROUP BY q.worker_id
         )
         SELECT json_build_object(
@@ -149,15 +160,51 @@ pub fn release_jobs_of_sql(workers: &[String], attempts: Option<&AttemptColumns>
 /// Puts back in the queue (or fails, out of attempts) the processing jobs
 /// of these dead workers (at most [`BATCH`] workers and jobs), skipping
 /// jobs another session holds; says which workers still hold some.
+/// Without the index on the workers' jobs (`indexed` false), finding them
+/// is a pass over the table: it is made read-only first (parallel workers
+/// may share it, and nobody died holding a job costs no write), then the
+/// write reaches them by primary key.
 pub async fn release_jobs_of(
     db: &Database,
     workers: &[String],
     attempts: Option<&AttemptColumns>,
+    indexed: bool,
 ) -> Result<Released, DbError> {
     if workers.is_empty() {
         return Ok(Released::default());
     }
-    db.query_json(&release_jobs_of_sql(workers, attempts)).await
+    if indexed {
+        return db
+            .query_json(&release_jobs_of_sql(workers, attempts, None))
+            .await;
+    }
+    let held: Vec<String> = db.query_json(&held_jobs_sql(workers)).await?;
+    if held.is_empty() {
+        return Ok(Released::default());
+    }
+    let among = &held[..held.len().min(BATCH)];
+    let mut r: Released = db
+        .query_json(&release_jobs_of_sql(workers, attempts, Some(among)))
+        .await?;
+    if held.len() > BATCH {
+        // More jobs than one batch: any of these workers may hold some.
+        r.remaining = workers.to_vec();
+    }
+    Ok(r)
+}
+
+/// The ids of the processing jobs `workers` hold, at most [`BATCH`] + 1,
+/// read-only.
+fn held_jobs_sql(workers: &[String]) -> String {
+    format!(
+        "SELECT coalesce(json_agg(id::text), '[]') FROM (
+            SELECT id FROM extraction_queue
+            WHERE status_id = {status} AND worker_id = ANY ({ids})
+            LIMIT {limit}) held",
+        status = PROCESSING.status,
+        ids = text_array(workers),
+        limit = BATCH + 1,
+    )
 }
 
 /// The text of [`holders_without_live_row`].
