@@ -125,7 +125,7 @@ impl Environment {
                 exit,
             )),
             ChildKind::StuckJobResetter => {
-                ChildAddr::Resetter(self.spawn(StuckJobResetter, first_delay, exit))
+                ChildAddr::Resetter(self.spawn(StuckJobResetter::default(), first_delay, exit))
             }
             ChildKind::WorkerReaper => {
                 ChildAddr::Reaper(self.spawn(WorkerReaper::new(), first_delay, exit))

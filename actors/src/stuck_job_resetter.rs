@@ -15,6 +15,8 @@
 //! yet wait for the verdict (the reaper frees them if it is dead). A
 //! standby instance does nothing.
 
+use std::time::Instant;
+
 use crate::check::{Check, Gate, Reporting, RunContext, Running};
 use crate::database::{Database, DbError};
 use crate::events::Event;
@@ -52,7 +54,10 @@ async fn reset_candidates(
 
 /// The check; what it needs is in the [`RunContext`].
 #[derive(Debug, Default)]
-pub struct StuckJobResetter;
+pub struct StuckJobResetter {
+    /// When the rights to write are next checked (`None`: this run).
+    next_write_check: Option<Instant>,
+}
 
 impl Check for StuckJobResetter {
     const KIND: ChildKind = ChildKind::StuckJobResetter;
@@ -62,7 +67,20 @@ impl Check for StuckJobResetter {
 
     fn run_once(&mut self, db: &Database, cx: &RunContext) -> impl Running<Self::Outcome> {
         let (db, cx) = (db.clone(), cx.clone());
+        // Nearly every run writes nothing: a database that became
+        // read-only, or a role without `UPDATE`, must still be said (and
+        // make the project not ready) before a stuck job needs a write. At
+        // the first run, then every `MONITOR_HEALTH_LOG_EVERY` (every run
+        // while it fails: see `on_failure`).
+        let now = Instant::now();
+        let check_write = self.next_write_check.is_none_or(|at| now >= at);
+        if check_write {
+            self.next_write_check = Some(now + cx.settings.health_log_every);
+        }
         async move {
+            if check_write {
+                sql::can_write(&db).await?;
+            }
             let allowed = cx.features.get(&db, &cx.settings).await?;
             // The fleet's view needs one read of this project's workers:
             // before it, a slow clock would pass for a stuck job.
@@ -112,6 +130,10 @@ impl Check for StuckJobResetter {
             }
             Ok(resets)
         }
+    }
+
+    fn on_failure(&mut self, _: &DbError, _: &Reporting<'_>) {
+        self.next_write_check = None;
     }
 
     fn on_success(&mut self, resets: StuckResets, to: &Reporting<'_>) {

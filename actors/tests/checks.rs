@@ -41,7 +41,12 @@ fn the_resetter_counts_resets_as_the_schema_allows() {
         (2, Some("w1"), Some("1 minute")),
     ]);
     let cx = context();
-    let resets = db.run(async |db| StuckJobResetter.run_once(&db, &cx).await.unwrap());
+    let resets = db.run(async |db| {
+        StuckJobResetter::default()
+            .run_once(&db, &cx)
+            .await
+            .unwrap()
+    });
     assert_eq!(resets.jobs.len(), 1);
     assert_eq!(resets.jobs[0].id, stale);
     assert_eq!(resets.jobs[0].attempts, Some(1));
@@ -63,11 +68,21 @@ fn the_resetter_takes_a_burst_in_batches_and_a_locked_job_later() {
     let locked = db.job(2, Some("w2"), Some("1 hour"), "acte:locked");
     let lock = db.lock_job(&locked);
     let cx = context();
-    let first = db.run(async |db| StuckJobResetter.run_once(&db, &cx).await.unwrap());
+    let first = db.run(async |db| {
+        StuckJobResetter::default()
+            .run_once(&db, &cx)
+            .await
+            .unwrap()
+    });
     assert_eq!(first.jobs.len(), 2500);
     assert_eq!(db.job_status(&locked), 2, "left while locked");
     drop(lock);
-    let second = db.run(async |db| StuckJobResetter.run_once(&db, &cx).await.unwrap());
+    let second = db.run(async |db| {
+        StuckJobResetter::default()
+            .run_once(&db, &cx)
+            .await
+            .unwrap()
+    });
     assert_eq!(second.jobs.len(), 1);
     assert_eq!(second.jobs[0].id, locked);
     assert_eq!(
@@ -82,7 +97,12 @@ fn without_the_attempts_column_the_resetter_resets_uncounted() {
     let mut db = TestDb::with_schema("ck_noattempts", &common::schema_without_attempts());
     let stale = db.job(2, Some("w1"), Some("10 minutes"), "acte:1");
     let cx = context();
-    let resets = db.run(async |db| StuckJobResetter.run_once(&db, &cx).await.unwrap());
+    let resets = db.run(async |db| {
+        StuckJobResetter::default()
+            .run_once(&db, &cx)
+            .await
+            .unwrap()
+    });
     assert_eq!(resets.jobs[0].attempts, None);
     assert_eq!(db.job_status(&stale), 1);
 }
@@ -186,7 +206,14 @@ fn without_indexes_one_pass_serves_the_counts_and_the_look() {
     let count = |db: &TestDb| {
         db.run(async |db| HealthReporter::default().run_once(&db, &cx).await.unwrap())
     };
-    let reset = |db: &TestDb| db.run(async |db| StuckJobResetter.run_once(&db, &cx).await.unwrap());
+    let reset = |db: &TestDb| {
+        db.run(async |db| {
+            StuckJobResetter::default()
+                .run_once(&db, &cx)
+                .await
+                .unwrap()
+        })
+    };
     let health = count(&db);
     assert_eq!(health.counts.processing_jobs, 1);
     let stuck = db.job(2, Some("w1"), Some("1 hour"), "acte:2");

@@ -1,6 +1,7 @@
 //! What a project's schema has: the optional columns the rules depend on
 //! (probed once per project), and every column of the watched tables (for
-//! `registre-monitor check`). Catalog reads only.
+//! `registre-monitor check`), and whether the monitor may write. Catalog
+//! reads, and locks on no row.
 
 use serde::{Deserialize, Serialize};
 
@@ -86,4 +87,18 @@ pub async fn schema_columns(db: &Database, tables: &[&str]) -> Result<Vec<Column
         names.join(", ")
     );
     db.query_json(&sql).await
+}
+
+/// Whether the monitor may write what its rules write: a lock on no row of
+/// each watched table it updates. Nothing is read or locked, but a
+/// read-only database (25006) or a role without `UPDATE` (42501) fails it
+/// as a write would, before a stuck job or a dead worker needs one.
+pub async fn can_write(db: &Database) -> Result<(), DbError> {
+    let _: i64 = db
+        .query_json(
+            "SELECT to_json((SELECT count(*) FROM (SELECT 1 FROM extraction_queue WHERE false FOR UPDATE) q)
+                          + (SELECT count(*) FROM (SELECT 1 FROM worker_status WHERE false FOR UPDATE) w))",
+        )
+        .await?;
+    Ok(())
 }

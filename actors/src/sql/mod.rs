@@ -30,7 +30,8 @@ use std::time::Duration;
 
 pub use candidates::{CANDIDATES, may_be_stuck_condition, stuck_candidates, stuck_candidates_sql};
 pub use columns::{
-    ColumnType, Columns, OPTIONAL_COLUMNS, probe_columns, probe_columns_sql, schema_columns,
+    ColumnType, Columns, OPTIONAL_COLUMNS, can_write, probe_columns, probe_columns_sql,
+    schema_columns,
 };
 pub use diagnose::{Diagnosis, StatusCount, WorkerRow, diagnose};
 pub use health::{
