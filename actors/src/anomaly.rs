@@ -226,6 +226,7 @@ mod tests {
             pending,
             processing,
             errors,
+            stuck_candidates: None,
         }
     }
 

@@ -18,7 +18,7 @@ use crate::kind::ChildKind;
 use crate::role::Role;
 use crate::settings::Settings;
 use crate::state::MonitorState;
-use crate::table_pass::TablePass;
+use crate::stuck_verdict::StuckVerdict;
 
 /// How a check's runs depend on this instance's role for the project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +43,8 @@ pub struct RunContext {
     pub features: Features,
     /// The workers of every project (shared by the whole tree).
     pub fleet: Arc<Fleet>,
-    /// The project's last pass over the queue where indexes are missing.
-    pub pass: TablePass,
+    /// The health check's answer to the stuck rule's look, when it gave one.
+    pub stuck_verdict: StuckVerdict,
 }
 
 /// Where a run's outcome goes.

@@ -26,8 +26,8 @@ use crate::project::Project;
 use crate::settings::{LeaderElection as ElectionMode, Settings};
 use crate::state::MonitorState;
 use crate::stuck_job_resetter::StuckJobResetter;
+use crate::stuck_verdict::StuckVerdict;
 use crate::supervision::{ExitNotice, Exited, Restarts, Stop};
-use crate::table_pass::TablePass;
 use crate::ticker::{ProjectScope, Ticker};
 use crate::worker_reaper::WorkerReaper;
 
@@ -100,7 +100,7 @@ impl Environment {
             settings,
             features,
             fleet,
-            pass: TablePass::default(),
+            stuck_verdict: StuckVerdict::default(),
         };
         Environment {
             scope: ProjectScope {

@@ -11,8 +11,9 @@
 //! of `/status` and the metrics are then the last exact ones. That is where
 //! the open-status index of `sql/indexes.sql` exists; without it each probe
 //! could read the whole table, and one pass counting exactly every run
-//! costs less; where the stuck rule's indexes are missing too, that pass
-//! also answers the rule's look ([`TablePass`](crate::table_pass::TablePass)). An anomaly ([`crate::anomaly`]) is warned about when it
+//! costs less. The probe (with the stuck rules' indexes), or that pass
+//! (without any index), also answers the stuck rule's look
+//! ([`StuckVerdict`](crate::stuck_verdict::StuckVerdict)). An anomaly ([`crate::anomaly`]) is warned about when it
 //! starts, repeated at most once per `health_log_every` while it lasts, and
 //! its end is logged at INFO. Its start and its end are alerted. An
 //! instance that does not speak for the project ([`Role::speaks`](crate::Role::speaks):
@@ -82,7 +83,17 @@ impl Check for HealthReporter {
                 // carries the counts) brings the exact counts.
                 Some(last) => {
                     let cap = anomaly::processing_cap(fleet);
-                    let probe = sql::health_probe(&db, dead_after, cap, warn + 1).await?;
+                    // The stuck rule's look rides along (see `stuck_verdict`).
+                    let any_stuck = allowed
+                        .stuck_indexed
+                        .then(|| sql::any_may_be_stuck_sql(&stuck_rules(&allowed, &cx)));
+                    let began = Instant::now();
+                    let probe =
+                        sql::health_probe(&db, dead_after, (cap, warn + 1), any_stuck.as_deref())
+                            .await?;
+                    if let Some(found) = probe.stuck_candidates {
+                        cx.stuck_verdict.record(began, !found);
+                    }
                     let (holds, _) = anomalies.settle(anomaly::probed(probe, cap, fleet, warn));
                     if anomalies.warn_due(&holds, Instant::now(), every) {
                         None
@@ -102,13 +113,13 @@ impl Check for HealthReporter {
                 let counts = if indexed || allowed.stuck_indexed {
                     sql::health_counts(&db, dead_after, indexed).await?
                 } else {
-                    // The one pass over the table serves the stuck rule's
-                    // look too (see `table_pass`).
+                    // The one pass over the table answers the stuck
+                    // rule's look too (see `stuck_verdict`).
                     let may_be_stuck = sql::may_be_stuck_condition(&stuck_rules(&allowed, &cx));
                     let began = Instant::now();
                     let (counts, found) =
                         sql::health_counts_and_look(&db, dead_after, &may_be_stuck).await?;
-                    cx.pass.record(began, !found);
+                    cx.stuck_verdict.record(began, !found);
                     counts
                 };
                 health = Some(Health {

@@ -96,12 +96,11 @@ impl Check for StuckJobResetter {
             // for less than the write costs. The write follows only when
             // it finds candidates, and reaches them by primary key.
             let indexed = allowed.stuck_indexed;
-            // Without any index, the health check's pass (at most an
-            // interval and a half ago: the two checks tick apart) may have
-            // looked already.
-            if !indexed
-                && !allowed.open_status_indexed
-                && cx.pass.take_none_stuck(cx.settings.check_interval * 3 / 2)
+            // The health check's read (at most an interval and a half
+            // ago: the two checks tick apart) may have looked already.
+            if cx
+                .stuck_verdict
+                .take_none_stuck(cx.settings.check_interval * 3 / 2)
             {
                 return Ok(StuckResets::default());
             }

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::TestDb;
-use registre_actors::check::{Check, RunContext};
+use registre_actors::check::{Check, Reporting, RunContext};
 use registre_actors::features::Features;
 use registre_actors::fleet::Fleet;
+use registre_actors::role::Role;
 use registre_actors::sql::HealthCounts;
+use registre_actors::state::MonitorState;
 use registre_actors::worker_reaper::WorkerReaper;
 use registre_actors::{HealthReporter, Settings, StuckJobResetter};
 
@@ -20,7 +22,7 @@ fn context() -> RunContext {
         settings: Arc::new(Settings::default()),
         features: Features::new("test"),
         fleet: fleet(),
-        pass: Default::default(),
+        stuck_verdict: Default::default(),
     }
 }
 
@@ -225,4 +227,44 @@ fn without_indexes_one_pass_serves_the_counts_and_the_look() {
     assert_eq!(count(&db).counts.processing_jobs, 2);
     assert_eq!(reset(&db).jobs.len(), 1, "the pass saw it: the rule looks");
     assert_eq!(db.job_status(&again), 1);
+}
+
+/// With the indexes, the health probe between exact counts asks the stuck
+/// rule's question too: after a probe that found nothing stuck the
+/// resetter sends nothing, once; the next run looks itself.
+#[test]
+fn with_indexes_the_health_probe_answers_the_look() {
+    let mut db = TestDb::new("ck_probe_look");
+    for index in registre_actors::indexes::recommended() {
+        db.exec(&index.create.replace("CONCURRENTLY ", ""));
+    }
+    db.job(2, Some("w1"), Some("1 second"), "acte:1");
+    let cx = context();
+    let state = MonitorState::new();
+    state.add_project("test");
+    let to = Reporting {
+        project: "test",
+        settings: &cx.settings,
+        state: &state,
+        role: Role::Alone,
+    };
+    let mut reporter = HealthReporter::default();
+    let (exact, probed) = db.run(async |db| {
+        let exact = reporter.run_once(&db, &cx).await.unwrap();
+        reporter.on_success(exact, &to);
+        (exact, reporter.run_once(&db, &cx).await.unwrap())
+    });
+    assert!(exact.probe.is_none() && probed.probe.is_some());
+    let stuck = db.job(2, Some("w1"), Some("1 hour"), "acte:2");
+    let reset = |db: &TestDb| {
+        db.run(async |db| {
+            StuckJobResetter::default()
+                .run_once(&db, &cx)
+                .await
+                .unwrap()
+        })
+    };
+    assert!(reset(&db).jobs.is_empty(), "the probe found none stuck");
+    assert_eq!(reset(&db).jobs.len(), 1, "the next run looks itself");
+    assert_eq!(db.job_status(&stuck), 1);
 }

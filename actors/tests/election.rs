@@ -52,7 +52,7 @@ impl Instance {
                 settings,
                 features: Features::new("dev"),
                 fleet: state.fleet(),
-                pass: Default::default(),
+                stuck_verdict: Default::default(),
             },
             state,
         }

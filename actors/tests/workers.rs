@@ -194,7 +194,11 @@ fn the_health_counts_count_live_workers_and_open_jobs() {
             }
         );
     }
-    let probe = db.run(async |db| sql::health_probe(&db, TWO_MINUTES, 2, 1).await.unwrap());
+    let probe = db.run(async |db| {
+        sql::health_probe(&db, TWO_MINUTES, (2, 1), None)
+            .await
+            .unwrap()
+    });
     assert_eq!(
         probe,
         sql::HealthProbe {
@@ -202,8 +206,21 @@ fn the_health_counts_count_live_workers_and_open_jobs() {
             pending: true,
             processing: 2,
             errors: 1,
+            stuck_candidates: None,
         }
     );
+    // Asked, the probe answers the stuck look as the look itself does.
+    for (after, stuck) in [(Duration::ZERO, true), (Duration::from_secs(86_400), false)] {
+        let rules = sql::StuckRules::plain(after);
+        let any = sql::any_may_be_stuck_sql(&rules);
+        let (probe, look) = db.run(async |db| {
+            let probe = sql::health_probe(&db, TWO_MINUTES, (2, 1), Some(&any)).await;
+            let look = sql::stuck_candidates(&db, &rules, true).await.unwrap();
+            (probe.unwrap(), look)
+        });
+        assert_eq!(probe.stuck_candidates, Some(!look.is_empty()), "{after:?}");
+        assert_eq!(probe.stuck_candidates, Some(stuck), "{after:?}");
+    }
 }
 
 /// One session takes the lock and keeps it, run after run; another does

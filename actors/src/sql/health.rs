@@ -110,10 +110,18 @@ pub struct HealthProbe {
     pub processing: u64,
     /// Failed jobs, counted up to `failed_cap` at most.
     pub errors: u64,
+    /// Whether any job may be stuck, when asked (the stuck rule's look).
+    #[serde(default)]
+    pub stuck_candidates: Option<bool>,
 }
 
 /// The text of [`health_probe`].
-pub fn health_probe_sql(dead_after: Duration, processing_cap: u64, failed_cap: u64) -> String {
+pub fn health_probe_sql(
+    dead_after: Duration,
+    processing_cap: u64,
+    failed_cap: u64,
+    any_stuck: Option<&str>,
+) -> String {
     let capped = |status: u32, cap: u64| {
         format!(
             "(SELECT count(*) FROM (SELECT 1 FROM extraction_queue WHERE status_id = {status} LIMIT {cap}) c)"
@@ -124,21 +132,31 @@ pub fn health_probe_sql(dead_after: Duration, processing_cap: u64, failed_cap: u
             'activeWorkers', {workers},
             'pending', EXISTS (SELECT 1 FROM extraction_queue WHERE status_id = 1),
             'processing', {processing},
-            'errors', {errors})",
+            'errors', {errors}{stuck})",
         workers = active_workers(dead_after),
         processing = capped(2, processing_cap),
         errors = capped(4, failed_cap),
+        stuck = any_stuck.map_or_else(String::new, |q| format!(
+            ",\n            'stuckCandidates', {q}"
+        )),
     )
 }
 
 /// Whether jobs wait, and the processing and failed jobs counted up to a
-/// bound each: a count that reaches its cap means "at least the cap".
+/// bound each: a count that reaches its cap means "at least the cap". With
+/// `any_stuck` (an [`any_may_be_stuck_sql`](super::any_may_be_stuck_sql)),
+/// whether any job may be stuck too.
 pub async fn health_probe(
     db: &Database,
     dead_after: Duration,
-    processing_cap: u64,
-    failed_cap: u64,
+    (processing_cap, failed_cap): (u64, u64),
+    any_stuck: Option<&str>,
 ) -> Result<HealthProbe, DbError> {
-    db.query_json_prepared(&health_probe_sql(dead_after, processing_cap, failed_cap))
-        .await
+    db.query_json_prepared(&health_probe_sql(
+        dead_after,
+        processing_cap,
+        failed_cap,
+        any_stuck,
+    ))
+    .await
 }
