@@ -12,7 +12,7 @@ use registre_actors::check::{Check, Reporting, RunContext};
 use registre_actors::features::Features;
 use registre_actors::fleet::Fleet;
 use registre_actors::role::Role;
-use registre_actors::sql::HealthCounts;
+use registre_actors::sql::{HealthCounts, StuckResets};
 use registre_actors::state::MonitorState;
 use registre_actors::worker_reaper::WorkerReaper;
 use registre_actors::{HealthReporter, Settings, StuckJobResetter};
@@ -33,6 +33,11 @@ fn fleet() -> Arc<Fleet> {
     fleet
 }
 
+/// One run of a fresh resetter.
+fn run_resetter(db: &TestDb, cx: &RunContext) -> StuckResets {
+    db.run(async |db| StuckJobResetter::default().run_once(&db, cx).await.unwrap())
+}
+
 /// The resetter probes the schema, then resets with what it allows: on the
 /// real schema each reset counts as an attempt.
 #[test]
@@ -43,12 +48,7 @@ fn the_resetter_counts_resets_as_the_schema_allows() {
         (2, Some("w1"), Some("1 minute")),
     ]);
     let cx = context();
-    let resets = db.run(async |db| {
-        StuckJobResetter::default()
-            .run_once(&db, &cx)
-            .await
-            .unwrap()
-    });
+    let resets = run_resetter(&db, &cx);
     assert_eq!(resets.jobs.len(), 1);
     assert_eq!(resets.jobs[0].id, stale);
     assert_eq!(resets.jobs[0].attempts, Some(1));
@@ -70,21 +70,11 @@ fn the_resetter_takes_a_burst_in_batches_and_a_locked_job_later() {
     let locked = db.job(2, Some("w2"), Some("1 hour"), "acte:locked");
     let lock = db.lock_job(&locked);
     let cx = context();
-    let first = db.run(async |db| {
-        StuckJobResetter::default()
-            .run_once(&db, &cx)
-            .await
-            .unwrap()
-    });
+    let first = run_resetter(&db, &cx);
     assert_eq!(first.jobs.len(), 2500);
     assert_eq!(db.job_status(&locked), 2, "left while locked");
     drop(lock);
-    let second = db.run(async |db| {
-        StuckJobResetter::default()
-            .run_once(&db, &cx)
-            .await
-            .unwrap()
-    });
+    let second = run_resetter(&db, &cx);
     assert_eq!(second.jobs.len(), 1);
     assert_eq!(second.jobs[0].id, locked);
     assert_eq!(
@@ -99,12 +89,7 @@ fn without_the_attempts_column_the_resetter_resets_uncounted() {
     let mut db = TestDb::with_schema("ck_noattempts", &common::schema_without_attempts());
     let stale = db.job(2, Some("w1"), Some("10 minutes"), "acte:1");
     let cx = context();
-    let resets = db.run(async |db| {
-        StuckJobResetter::default()
-            .run_once(&db, &cx)
-            .await
-            .unwrap()
-    });
+    let resets = run_resetter(&db, &cx);
     assert_eq!(resets.jobs[0].attempts, None);
     assert_eq!(db.job_status(&stale), 1);
 }
@@ -208,24 +193,27 @@ fn without_indexes_one_pass_serves_the_counts_and_the_look() {
     let count = |db: &TestDb| {
         db.run(async |db| HealthReporter::default().run_once(&db, &cx).await.unwrap())
     };
-    let reset = |db: &TestDb| {
-        db.run(async |db| {
-            StuckJobResetter::default()
-                .run_once(&db, &cx)
-                .await
-                .unwrap()
-        })
-    };
     let health = count(&db);
     assert_eq!(health.counts.processing_jobs, 1);
     let stuck = db.job(2, Some("w1"), Some("1 hour"), "acte:2");
-    assert!(reset(&db).jobs.is_empty(), "the pass found none stuck");
-    assert_eq!(reset(&db).jobs.len(), 1, "the next run looks itself");
+    assert!(
+        run_resetter(&db, &cx).jobs.is_empty(),
+        "the pass found none stuck"
+    );
+    assert_eq!(
+        run_resetter(&db, &cx).jobs.len(),
+        1,
+        "the next run looks itself"
+    );
     assert_eq!(db.job_status(&stuck), 1);
 
     let again = db.job(2, Some("w1"), Some("1 hour"), "acte:3");
     assert_eq!(count(&db).counts.processing_jobs, 2);
-    assert_eq!(reset(&db).jobs.len(), 1, "the pass saw it: the rule looks");
+    assert_eq!(
+        run_resetter(&db, &cx).jobs.len(),
+        1,
+        "the pass saw it: the rule looks"
+    );
     assert_eq!(db.job_status(&again), 1);
 }
 
@@ -256,15 +244,14 @@ fn with_indexes_the_health_probe_answers_the_look() {
     });
     assert!(exact.probe.is_none() && probed.probe.is_some());
     let stuck = db.job(2, Some("w1"), Some("1 hour"), "acte:2");
-    let reset = |db: &TestDb| {
-        db.run(async |db| {
-            StuckJobResetter::default()
-                .run_once(&db, &cx)
-                .await
-                .unwrap()
-        })
-    };
-    assert!(reset(&db).jobs.is_empty(), "the probe found none stuck");
-    assert_eq!(reset(&db).jobs.len(), 1, "the next run looks itself");
+    assert!(
+        run_resetter(&db, &cx).jobs.is_empty(),
+        "the probe found none stuck"
+    );
+    assert_eq!(
+        run_resetter(&db, &cx).jobs.len(),
+        1,
+        "the next run looks itself"
+    );
     assert_eq!(db.job_status(&stuck), 1);
 }
