@@ -2,12 +2,14 @@
 //!
 //! A worker that hangs or dies mid-job leaves its job in `En traitement`
 //! forever. Every check interval this check looks, read-only, for jobs that
-//! may be stuck ([`sql::stuck_candidates`]); only when it finds some does
-//! it send the write ([`sql::reset_stuck_ids`], which judges each again
-//! under lock), and it logs, at WARN, what it reset. In the same statement: each reset counts
-//! as an attempt (a job out of attempts goes to failed, status 4), a job
-//! whose live worker is still on it may get a grace, and OCR jobs stuck in
-//! status 6 go back to status 3; each as the project's schema allows
+//! may be stuck ([`sql::stuck_candidates`]), unless the health check's read
+//! of this interval found none ([`StuckVerdict`](crate::stuck_verdict::StuckVerdict));
+//! only when it finds some does it send the write ([`sql::reset_stuck_ids`],
+//! which judges each again under lock), and it logs, at WARN, what it
+//! reset. In the same statement: each reset counts as an attempt (a job
+//! out of attempts goes to failed, status 4), a job whose live worker is
+//! still on it may get a grace, and OCR jobs stuck in status 6 go back to
+//! status 3; each as the project's schema allows
 //! ([`Features`](crate::features::Features)). Workers write their jobs'
 //! start times with their own clocks: a worker the
 //! [`Fleet`](crate::fleet::Fleet) found skewed has its jobs' times
