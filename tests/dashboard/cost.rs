@@ -10,9 +10,7 @@ use crate::{WAIT, failed_jobs, start};
 /// A dashboard nobody opens costs the database nothing: with no page and
 /// no stream, the dashboard sends no statement and holds no session, and
 /// the database's transactions (`pg_stat_database`) are the checks' own
-/// runs (one request each in a steady cycle, with the indexes of
-/// `sql/indexes.sql`; without them the stuck rule's run often sends none,
-/// its look answered by the health count's pass); with a stream open, its reads come at most once per 5 s and are
+/// (at most one request a run, the stuck rule's often none); with a stream open, its reads come at most once per 5 s and are
 /// all the database sees beyond the checks; once it closes they stop.
 /// Prints the figures per minute.
 #[test]
@@ -21,9 +19,6 @@ fn a_closed_dashboard_costs_the_database_nothing() {
     db.worker("w-1", "busy", "1 second");
     db.job(2, Some("w-1"), Some("5 seconds"), "acte:1");
     failed_jobs(&mut db, 3, "timeout");
-    for index in registre_actors::indexes::recommended() {
-        db.exec(&index.create.replace("CONCURRENTLY ", ""));
-    }
     // This session's own statistics would otherwise reach the server once
     // it has been idle for 10 s, in the middle of a window.
     db.exec("SELECT pg_stat_force_next_flush()");
@@ -31,7 +26,7 @@ fn a_closed_dashboard_costs_the_database_nothing() {
         &[("dev", &db)],
         &[
             ("MONITOR_CHECK_INTERVAL", "1s"),
-            // No election: every check run is exactly one statement.
+            // No election: every check run is one statement at most.
             ("MONITOR_LEADER_ELECTION", "off"),
             // And nobody dies during the test (a death is more statements).
             ("MONITOR_DEAD_WORKER_AFTER", "10m"),
@@ -102,6 +97,10 @@ fn a_closed_dashboard_costs_the_database_nothing() {
             per_minute(dash)
         );
     }
+    // A steady run sends at most one request, the stuck rule's often none
+    // (the health probe answered its look): the checks' share of the
+    // transactions is taken from the first closed window, and expected
+    // again in the others.
     let (tx, runs, dash, sessions) = closed;
     assert_eq!(
         (dash, sessions),
@@ -109,10 +108,15 @@ fn a_closed_dashboard_costs_the_database_nothing() {
         "the dashboard used the database while closed"
     );
     assert!(
-        (tx - runs).abs() <= 3,
+        tx <= runs + 3 && tx * 2 >= runs,
         "closed: {tx} transactions for {runs} check runs"
     );
     assert_eq!(metrics(addr)["registre_monitor_dashboard_viewers"], 0.0);
+    let per_run = tx as f64 / runs as f64;
+    let checks = |runs: i64| (runs as f64 * per_run).round() as i64;
+    // Which of the two checks runs first in an interval varies, and with it
+    // how often the stuck rule looks itself.
+    let slack = |runs: i64| 3 + checks(runs) / 10;
 
     let (tx, runs, dash, _) = open;
     assert!(
@@ -120,15 +124,17 @@ fn a_closed_dashboard_costs_the_database_nothing() {
         "open: {dash} dashboard statements in {SECONDS} s"
     );
     assert!(
-        (tx - runs - dash).abs() <= 3,
-        "open: {tx} transactions for {runs} check runs and {dash} dashboard statements"
+        (tx - checks(runs) - dash).abs() <= slack(runs),
+        "open: {tx} transactions for {runs} check runs (about {} requests) and {dash} dashboard statements",
+        checks(runs)
     );
 
     let (tx, runs, dash, _) = after;
     assert_eq!(dash, 0, "statements after the stream closed");
     assert!(
-        (tx - runs).abs() <= 3,
-        "closed again: {tx} transactions for {runs} check runs"
+        (tx - checks(runs)).abs() <= slack(runs),
+        "closed again: {tx} transactions for {runs} check runs (about {} requests)",
+        checks(runs)
     );
     drop(monitor);
 }
