@@ -108,6 +108,18 @@ enum SendError {
     AlreadyPrepared(DbError),
 }
 
+impl SendError {
+    /// The error as the caller sees it.
+    fn into_error(self) -> DbError {
+        match self {
+            SendError::Failed(e)
+            | SendError::NoAnswer(e)
+            | SendError::NotPrepared(e)
+            | SendError::AlreadyPrepared(e) => e,
+        }
+    }
+}
+
 impl Database {
     /// A pool for `project`; connects lazily, so this never fails.
     pub fn new(project: &Project, connect_timeout: Duration, statement_timeout: Duration) -> Self {
@@ -204,9 +216,7 @@ impl Database {
                 drop(Object::take(client));
                 Err(e)
             }
-            Err(
-                SendError::Failed(e) | SendError::NotPrepared(e) | SendError::AlreadyPrepared(e),
-            ) => Err(e),
+            Err(e) => Err(e.into_error()),
             Ok(value) => Ok(value),
         }
     }
@@ -259,15 +269,9 @@ impl Database {
         client: &tokio_postgres::Client,
         sql: &str,
     ) -> Result<T, DbError> {
-        match in_scope(self.project.clone(), self.send_json(client, sql)).await {
-            Err(
-                SendError::NoAnswer(e)
-                | SendError::Failed(e)
-                | SendError::NotPrepared(e)
-                | SendError::AlreadyPrepared(e),
-            ) => Err(e),
-            Ok(value) => Ok(value),
-        }
+        in_scope(self.project.clone(), self.send_json(client, sql))
+            .await
+            .map_err(SendError::into_error)
     }
 
     async fn send_json<T: serde::de::DeserializeOwned>(

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use super::interval;
 use super::stage::{OCR, PROCESSING, Stage};
-use super::stuck::StuckRules;
+use super::stuck::{StuckRules, widest_offset};
 use crate::database::{Database, DbError};
 
 /// The most candidates one look returns per stage, and so the most jobs a
@@ -42,13 +42,7 @@ fn may_be_stuck(stage: &Stage, after: Duration, reach: Duration) -> String {
 /// stage's range reaches as far as the most advanced worker clock, rounded
 /// up to a minute (so that the text takes few forms).
 fn stage_conditions(rules: &StuckRules) -> Vec<(Stage, String)> {
-    let ahead = rules
-        .workers
-        .offsets
-        .iter()
-        .map(|(_, o)| *o)
-        .fold(0.0, f64::max)
-        .clamp(0.0, 86_400.0);
+    let ahead = widest_offset(&rules.workers).as_secs_f64();
     let reach = Duration::from_secs(((ahead / 60.0).ceil() * 60.0) as u64);
     let mut stages = vec![(
         PROCESSING,

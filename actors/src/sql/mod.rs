@@ -60,6 +60,13 @@ pub(crate) fn interval(d: Duration) -> String {
     format!("interval '{} milliseconds'", d.as_millis())
 }
 
+/// `AND <column> IN (...)` over `ids`, written as untyped literals, which
+/// take the id column's type whatever it is (uuid, integer, text).
+pub(crate) fn among_ids(column: &str, ids: &[String]) -> String {
+    let ids: Vec<String> = ids.iter().map(|id| literal(id)).collect();
+    format!(" AND {column} IN ({})", ids.join(", "))
+}
+
 /// A string as an SQL literal that reads the same whatever
 /// `standard_conforming_strings` says.
 pub fn literal(s: &str) -> String {

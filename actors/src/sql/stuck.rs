@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::stage::{AttemptColumns, OCR, PROCESSING, ReleasedJob, Stage, released_json};
 use super::workers::text_array;
-use super::{interval, literal};
+use super::{among_ids, interval, literal};
 use crate::database::{Database, DbError};
 use crate::fleet::WorkerView;
 
@@ -195,7 +195,7 @@ fn worker_conditions(stuck_after: Duration, view: &WorkerView) -> String {
 
 /// How far the index range must reach for the jobs of workers whose
 /// clocks are ahead.
-fn widest_offset(view: &WorkerView) -> Duration {
+pub(super) fn widest_offset(view: &WorkerView) -> Duration {
     let ahead = view.offsets.iter().map(|(_, o)| *o).fold(0.0, f64::max);
     Duration::from_secs_f64(ahead.clamp(0.0, 86_400.0))
 }
@@ -233,11 +233,7 @@ fn parts(rules: &StuckRules) -> Vec<Part<'_>> {
 /// of `ids`).
 pub fn reset_stuck_sql(rules: &StuckRules, ids: Option<&[String]>) -> String {
     let parts = parts(rules);
-    let among = ids.map_or_else(String::new, |ids| {
-        // Untyped literals take the id column's type, whatever it is.
-        let ids: Vec<String> = ids.iter().map(|id| literal(id)).collect();
-        format!("\n              AND id IN ({})", ids.join(", "))
-    });
+    let among = ids.map_or_else(String::new, |ids| among_ids("id", ids));
     let columns: Vec<String> = parts.iter().map(Part::columns).collect();
     let conditions: Vec<String> = parts.iter().map(Part::condition).collect();
     let ctes: Vec<String> = parts.iter().map(Part::ctes).collect();
@@ -358,7 +354,7 @@ mod tests {
             ..StuckRules::plain(Duration::from_secs(180))
         };
         let sql = reset_stuck_sql(&full, Some(&["j1".into()]));
-        assert!(sql.contains("AND id IN (E'j1')"), "{sql}");
+        assert!(sql.contains(" AND id IN (E'j1')"), "{sql}");
         assert!(sql.contains("WHEN E'ahead' THEN 300000"), "{sql}");
         assert!(
             sql.contains("w.worker_id <> ALL (ARRAY[E'ahead']::text[])"),

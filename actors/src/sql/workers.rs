@@ -10,8 +10,8 @@
 
 use serde::Deserialize;
 
-use super::literal;
 use super::stage::{AttemptColumns, PROCESSING, ReleasedJob, released_json};
+use super::{among_ids, literal};
 use crate::database::{Database, DbError};
 
 /// One worker row as read ([`read_workers`]).
@@ -119,11 +119,7 @@ pub fn release_jobs_of_sql(
     attempts: Option<&AttemptColumns>,
     among: Option<&[String]>,
 ) -> String {
-    let among = among.map_or_else(String::new, |ids| {
-        // Untyped literals take the id column's type, whatever it is.
-        let ids: Vec<String> = ids.iter().map(|id| literal(id)).collect();
-        format!(" AND q.id IN ({})", ids.join(", "))
-    });
+    let among = among.map_or_else(String::new, |ids| among_ids("q.id", ids));
     let message = "'Released by health monitor - worker ' || held.worker_id || ' is dead'";
     let (set, returning) = PROCESSING.put_back(attempts, message);
     format!(
