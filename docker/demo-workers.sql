@@ -50,11 +50,13 @@ UPDATE worker_status w SET status = 'busy', current_job_id = claimed.id
 FROM claimed WHERE w.worker_id = claimed.worker_id;
 
 -- About one round in twelve a worker crashes holding a job: it never
--- heartbeats again.
+-- heartbeats again. Its name carries the microsecond, so two crashes in
+-- the same second (rounds run back to back) are two workers.
 WITH crash AS (
     INSERT INTO worker_status (worker_id, status)
-    SELECT 'demo-crashed-' || to_char(clock_timestamp(), 'HH24MISS'), 'busy'
+    SELECT 'demo-crashed-' || to_char(clock_timestamp(), 'HH24MISS-US'), 'busy'
     WHERE random() < 0.08
+    ON CONFLICT (worker_id) DO NOTHING
     RETURNING worker_id)
 INSERT INTO extraction_queue (status_id, worker_id, processing_started_at, document_source, document_number)
 SELECT 2, worker_id, now(), 'acte', 'crashed-with-' || worker_id FROM crash;
