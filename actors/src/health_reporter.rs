@@ -92,7 +92,7 @@ impl Check for HealthReporter {
                         sql::health_probe(&db, dead_after, (cap, warn + 1), any_stuck.as_deref())
                             .await?;
                     if let Some(found) = probe.stuck_candidates {
-                        cx.stuck_verdict.record(began, !found);
+                        cx.stuck_verdict.record(began, (!found).then(Vec::new));
                     }
                     let (holds, _) = anomalies.settle(anomaly::probed(probe, cap, fleet, warn));
                     if anomalies.warn_due(&holds, Instant::now(), every) {
@@ -117,9 +117,9 @@ impl Check for HealthReporter {
                     // rule's look too (see `stuck_verdict`).
                     let may_be_stuck = sql::may_be_stuck_condition(&stuck_rules(&allowed, &cx));
                     let began = Instant::now();
-                    let (counts, found) =
+                    let (counts, candidates) =
                         sql::health_counts_and_look(&db, dead_after, &may_be_stuck).await?;
-                    cx.stuck_verdict.record(began, !found);
+                    cx.stuck_verdict.record(began, Some(candidates));
                     counts
                 };
                 health = Some(Health {

@@ -3,7 +3,7 @@
 //! A worker that hangs or dies mid-job leaves its job in `En traitement`
 //! forever. Every check interval this check looks, read-only, for jobs that
 //! may be stuck ([`sql::stuck_candidates`]), unless the health check's read
-//! of this interval found none ([`StuckVerdict`](crate::stuck_verdict::StuckVerdict));
+//! of this interval found none or listed them ([`StuckVerdict`](crate::stuck_verdict::StuckVerdict));
 //! only when it finds some does it send the write ([`sql::reset_stuck_ids`],
 //! which judges each again under lock), and it logs, at WARN, what it
 //! reset. In the same statement: each reset counts as an attempt (a job
@@ -39,14 +39,19 @@ pub fn stuck_rules(allowed: &Allowed, cx: &RunContext) -> sql::StuckRules {
 /// At most this many looks and writes a run: 10,000 jobs of each stage.
 const MAX_BATCHES: usize = 10;
 
-/// One look and, when it found candidates, the write among them; with
-/// whether the look was full (more may wait).
+/// One look (unless the candidates are `listed` already) and, when it
+/// found some, the write among them; with whether the look was full (more
+/// may wait).
 async fn reset_candidates(
     db: &Database,
     rules: &sql::StuckRules,
     indexed: bool,
+    listed: Option<Vec<String>>,
 ) -> Result<Option<(StuckResets, bool)>, DbError> {
-    let ids = sql::stuck_candidates(db, rules, indexed).await?;
+    let ids = match listed {
+        Some(ids) => ids,
+        None => sql::stuck_candidates(db, rules, indexed).await?,
+    };
     if ids.is_empty() {
         return Ok(None);
     }
@@ -100,15 +105,13 @@ impl Check for StuckJobResetter {
             let indexed = allowed.stuck_indexed;
             // The health check's read (at most an interval and a half
             // ago: the two checks tick apart) may have looked already.
-            if cx
-                .stuck_verdict
-                .take_none_stuck(cx.settings.check_interval * 3 / 2)
-            {
+            let mut listed = cx.stuck_verdict.take(cx.settings.check_interval * 3 / 2);
+            if listed.as_ref().is_some_and(Vec::is_empty) {
                 return Ok(StuckResets::default());
             }
             let mut resets = StuckResets::default();
             for _ in 0..MAX_BATCHES {
-                let batch = match reset_candidates(&db, &rules, indexed).await {
+                let batch = match reset_candidates(&db, &rules, indexed, listed.take()).await {
                     Ok(batch) => batch,
                     // What was reset is said; the rest waits for the next run.
                     Err(_) if !resets.jobs.is_empty() || !resets.ocr.is_empty() => break,

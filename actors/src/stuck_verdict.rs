@@ -4,38 +4,44 @@
 //! another, whose answer is nearly always "nothing stuck". The health
 //! check's read carries the look's question too: with the indexes, its
 //! probe asks whether any job lies in the stuck ranges (an `EXISTS` per
-//! range); without them, its pass over the table counting exactly asks it
-//! of every row. The resetter then takes a "none" from a read of the last
-//! interval and a half (the two checks tick apart) instead of sending its
-//! own. A read that found candidates, none recent (the health check
-//! failing, or counting exactly with the indexes), and the resetter looks
-//! itself; a job that gets stuck just after a read is reset a run later.
+//! range); without them, its pass over the table counting exactly lists
+//! the candidates as it goes. The resetter then takes the answer of a read
+//! of the last interval and a half (the two checks tick apart) instead of
+//! sending its own look: "none", or the candidates listed, which its write
+//! judges again under lock. A read that found candidates without listing
+//! them, or none recent (the health check failing, or counting exactly
+//! with the indexes), and the resetter looks itself; a job that gets stuck
+//! just after a read is reset a run later.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// When the health check last found no job that may be stuck; cheap to
-/// clone, shared by a project's checks.
+/// When the last read that listed candidates began, and what it listed.
+type Listed = Option<(Instant, Vec<String>)>;
+
+/// What the health check's last read found; cheap to clone, shared by a
+/// project's checks.
 #[derive(Debug, Clone, Default)]
 pub struct StuckVerdict {
-    none_stuck_at: Arc<Mutex<Option<Instant>>>,
+    last: Arc<Mutex<Listed>>,
 }
 
 impl StuckVerdict {
-    /// A read that began at `at` found no job that may be stuck
-    /// (`none_stuck`), or found some.
-    pub fn record(&self, at: Instant, none_stuck: bool) {
-        *self.lock() = none_stuck.then_some(at);
+    /// A read that began at `at` listed the jobs that may be stuck
+    /// (`Some`, empty when none), or found some without listing them.
+    pub fn record(&self, at: Instant, candidates: Option<Vec<String>>) {
+        *self.lock() = candidates.map(|ids| (at, ids));
     }
 
-    /// Whether a read that began within `max_age` found none; a read
-    /// answers one look at most.
-    pub fn take_none_stuck(&self, max_age: Duration) -> bool {
-        self.lock().take().is_some_and(|at| at.elapsed() <= max_age)
+    /// The candidates a read that began within `max_age` listed (empty:
+    /// none may be stuck); a read answers one look at most.
+    pub fn take(&self, max_age: Duration) -> Option<Vec<String>> {
+        let (at, ids) = self.lock().take()?;
+        (at.elapsed() <= max_age).then_some(ids)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        self.none_stuck_at.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Listed> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -44,16 +50,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_recent_none_answers_one_look() {
+    fn a_recent_answer_serves_one_look() {
         let verdict = StuckVerdict::default();
         let minute = Duration::from_secs(60);
-        assert!(!verdict.take_none_stuck(minute), "no pass yet");
-        verdict.record(Instant::now(), true);
-        assert!(verdict.take_none_stuck(minute));
-        assert!(!verdict.take_none_stuck(minute), "taken already");
-        verdict.record(Instant::now(), false);
-        assert!(!verdict.take_none_stuck(minute), "it found candidates");
-        verdict.record(Instant::now() - 2 * minute, true);
-        assert!(!verdict.take_none_stuck(minute), "too old");
+        assert_eq!(verdict.take(minute), None, "no read yet");
+        verdict.record(Instant::now(), Some(Vec::new()));
+        assert_eq!(verdict.take(minute), Some(Vec::new()));
+        assert_eq!(verdict.take(minute), None, "taken already");
+        verdict.record(Instant::now(), Some(vec!["j1".into()]));
+        assert_eq!(verdict.take(minute), Some(vec!["j1".to_string()]));
+        verdict.record(Instant::now(), None);
+        assert_eq!(verdict.take(minute), None, "found some, unlisted");
+        verdict.record(Instant::now() - 2 * minute, Some(Vec::new()));
+        assert_eq!(verdict.take(minute), None, "too old");
     }
 }

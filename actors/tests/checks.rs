@@ -184,7 +184,8 @@ fn the_health_reporter_counts() {
 /// Without any of the indexes, the health count's pass over the table
 /// answers the stuck rule's look: after a pass that found nothing stuck the
 /// resetter sends nothing, once; the next run looks itself. A pass that
-/// finds a stuck job leaves the look (and the reset) to the resetter.
+/// finds stuck jobs lists them, and the resetter's write takes them
+/// without a look of its own.
 #[test]
 fn without_indexes_one_pass_serves_the_counts_and_the_look() {
     let mut db = TestDb::new("ck_pass");
@@ -209,12 +210,16 @@ fn without_indexes_one_pass_serves_the_counts_and_the_look() {
 
     let again = db.job(2, Some("w1"), Some("1 hour"), "acte:3");
     assert_eq!(count(&db).counts.processing_jobs, 2);
+    let later = db.job(2, Some("w1"), Some("1 hour"), "acte:4");
+    let listed = run_resetter(&db, &cx);
     assert_eq!(
-        run_resetter(&db, &cx).jobs.len(),
-        1,
-        "the pass saw it: the rule looks"
+        common::sorted_ids(&listed.jobs),
+        std::slice::from_ref(&again),
+        "the pass listed it: reset without a look (the later one unseen)"
     );
-    assert_eq!(db.job_status(&again), 1);
+    assert_eq!(db.statuses(&[&again, &later]), [1, 2]);
+    assert_eq!(run_resetter(&db, &cx).jobs.len(), 1, "the next run looks");
+    assert_eq!(db.job_status(&later), 1);
 }
 
 /// With the indexes, the health probe between exact counts asks the stuck

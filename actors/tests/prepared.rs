@@ -90,3 +90,52 @@ fn past_the_cap_texts_are_sent_as_they_are() {
     });
     assert_eq!(names.len(), MAX_PREPARED, "{names:?}");
 }
+
+/// A write's lists are values: one text, prepared once, serves any list.
+/// A session that has the statement already (another instance's, through
+/// a pooler) gets it with the values written in place; a session that
+/// lost it prepares it again.
+#[test]
+fn a_write_keeps_one_text_for_any_list() {
+    let mut test = TestDb::new("prep_values");
+    let jobs: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|w| test.job(2, Some(w), Some("1 second"), "acte:1"))
+        .collect();
+    let (first, other) = (one_session(&test), one_session(&test));
+    let release = async |db: &Database, worker: &str| {
+        let r = sql::release_jobs_of(db, &[worker.to_string()], None, true).await;
+        r.unwrap().released.len()
+    };
+    actix_rt::System::new().block_on(async {
+        assert_eq!(release(&first, "a").await, 1);
+        assert_eq!(release(&first, "b").await, 1);
+        let names = prepared_names(&first).await;
+        assert_eq!(names.len(), 1, "one text for both lists: {names:?}");
+        // The other session gets the statement behind its back.
+        let request: String = first
+            .query_json("SELECT to_json(statement) FROM pg_prepared_statements")
+            .await
+            .unwrap();
+        // The request that prepared it: `SET ...; PREPARE ...; EXECUTE ...`.
+        let start = request.find("PREPARE ").unwrap();
+        let end = request.rfind("; EXECUTE ").unwrap();
+        let prepare = &request[start..end];
+        let _: i32 = other
+            .query_json(&format!("{prepare}; SELECT to_json(1)"))
+            .await
+            .unwrap();
+        assert_eq!(release(&other, "c").await, 1, "already there: inlined");
+        // And the first loses it.
+        let _: i32 = first
+            .query_json("DEALLOCATE ALL; SELECT to_json(1)")
+            .await
+            .unwrap();
+        assert_eq!(release(&first, "c").await, 0, "prepared again");
+        assert_eq!(prepared_names(&first).await, names);
+    });
+    assert_eq!(
+        test.statuses(&jobs.iter().map(String::as_str).collect::<Vec<_>>()),
+        [1, 1, 1]
+    );
+}

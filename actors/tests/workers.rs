@@ -118,6 +118,58 @@ fn dead_workers_jobs_come_back(indexed: bool) {
     assert_eq!(db.statuses(&[&old, &future, &locked, &other]), [1, 1, 1, 2]);
 }
 
+/// Worker names are data, whatever they hold: quotes, backslashes, the
+/// characters of an array literal, the word NULL. Each is marked offline
+/// and has its jobs released by its own name, by both release paths, and
+/// a worker named like a part of another's name is left alone.
+#[test]
+fn odd_worker_names_are_marked_and_released_by_their_own_names() {
+    const ODD: [&str; 4] = [r#"a"b\c,{}'x"#, "NULL", "w 1", "é,ü"];
+    for indexed in [true, false] {
+        let mut db = TestDb::new(if indexed { "wk_odd_ix" } else { "wk_odd" });
+        for name in ODD.iter().chain(&["a", "w"]) {
+            db.worker(name, "busy", "10 minutes");
+        }
+        let jobs: Vec<String> = ODD
+            .iter()
+            .map(|w| db.job(2, Some(w), Some("1 second"), "acte:1"))
+            .collect();
+        let bystander = db.job(2, Some("a"), Some("1 second"), "acte:1");
+        let judged: Vec<(String, Option<String>)> = db
+            .run(async |db| sql::read_workers(&db).await.unwrap())
+            .rows
+            .into_iter()
+            .filter(|r| ODD.contains(&r.id.as_str()))
+            .map(|r| (r.id, r.hb))
+            .collect();
+        assert_eq!(judged.len(), ODD.len());
+        let mut marked = db.run(async |db| sql::mark_offline(&db, &judged).await.unwrap());
+        marked.sort();
+        let mut expected: Vec<String> = ODD.iter().map(|w| w.to_string()).collect();
+        expected.sort();
+        assert_eq!(marked, expected);
+        let released = db.run(async |db| {
+            sql::release_jobs_of(&db, &expected, None, indexed)
+                .await
+                .unwrap()
+        });
+        let mut ids = jobs.clone();
+        ids.sort();
+        assert_eq!(common::sorted_ids(&released.released), ids);
+        assert!(released.remaining.is_empty(), "{released:?}");
+        let mut workers: Vec<String> = released
+            .released
+            .iter()
+            .filter_map(|j| j.worker.clone())
+            .collect();
+        workers.sort();
+        assert_eq!(workers, expected);
+        assert_eq!(db.job_status(&bystander), 2, "a worker named a is alive");
+        let offline = db.text("SELECT count(*)::text FROM worker_status WHERE status = 'offline'");
+        assert_eq!(offline.as_deref(), Some("4"));
+    }
+}
+
 /// Counted, a release is an attempt: a job at 2 of 3 ends failed.
 #[test]
 fn a_counted_release_fails_a_job_at_its_limit() {

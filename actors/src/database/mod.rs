@@ -178,7 +178,7 @@ impl Database {
         &self,
         sql: &str,
     ) -> Result<T, DbError> {
-        in_scope(self.project.clone(), self.query_json_pooled(sql, None)).await
+        in_scope(self.project.clone(), self.query_json_pooled(sql, &[], None)).await
     }
 
     /// [`Database::query_json`] for a statement sent every cycle: the
@@ -189,19 +189,37 @@ impl Database {
         &self,
         sql: &str,
     ) -> Result<T, DbError> {
+        self.query_json_prepared_with(sql, &[]).await
+    }
+
+    /// [`Database::query_json_prepared`] for a text with parameters `$1`,
+    /// `$2`... whose `values` are SQL literals (see `sql/params.rs`): what
+    /// varies from run to run (a list of ids, of workers) goes as a value,
+    /// so that the text stays planned. Sent unprepared, the values are
+    /// written in their places.
+    pub async fn query_json_prepared_with<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        values: &[String],
+    ) -> Result<T, DbError> {
         let name = self.prepared.name(sql);
-        in_scope(self.project.clone(), self.query_json_pooled(sql, name)).await
+        let run = self.query_json_pooled(sql, values, name);
+        in_scope(self.project.clone(), run).await
     }
 
     async fn query_json_pooled<T: serde::de::DeserializeOwned>(
         &self,
         sql: &str,
+        values: &[String],
         prepared_as: Option<prepared::Name>,
     ) -> Result<T, DbError> {
         let client = self.pool.get().await?;
         let sent = match prepared_as {
-            Some(name) => self.send_prepared(&client, sql, &name).await,
-            None => self.send_json(&client, sql).await,
+            Some(name) => self.send_prepared(&client, sql, values, &name).await,
+            None => {
+                self.send_json(&client, &prepared::inline(sql, values))
+                    .await
+            }
         };
         match sent {
             Err(SendError::NoAnswer(e)) => {
@@ -221,7 +239,7 @@ impl Database {
         }
     }
 
-    /// Runs `sql` prepared as `name` on this pooled connection: executed
+    /// Runs `sql` with `values` prepared as `name` on this pooled connection: executed
     /// where the session has it, else prepared and executed in one
     /// request; else (a pooler moved the request to a server connection
     /// that has it already) sent as it is.
@@ -229,22 +247,22 @@ impl Database {
         &self,
         client: &deadpool_postgres::ClientWrapper,
         sql: &str,
+        values: &[String],
         name: &prepared::Name,
     ) -> Result<T, SendError> {
         let session = Arc::as_ptr(&client.statement_cache) as usize;
         if self.prepared.has(session, name) {
-            match self.send_json(client, &prepared::execute(&name.text)).await {
+            let execute = prepared::execute(&name.text, values);
+            match self.send_json(client, &execute).await {
                 Err(SendError::NotPrepared(_)) => self.prepared.set(session, name, false),
                 other => return other,
             }
         }
-        let sent = self
-            .send_json(client, &prepared::prepare_and_execute(&name.text, sql))
-            .await;
-        match sent {
+        let prepare = prepared::prepare_and_execute(&name.text, sql, values);
+        match self.send_json(client, &prepare).await {
             Err(SendError::AlreadyPrepared(_)) => {
                 self.prepared.set(session, name, true);
-                self.send_json(client, sql).await
+                self.send_json(client, &prepared::inline(sql, values)).await
             }
             Ok(value) => {
                 self.prepared.set(session, name, true);

@@ -18,9 +18,10 @@
 
 use std::time::Duration;
 
+use super::fleet_conditions::reach;
 use super::interval;
 use super::stage::{OCR, PROCESSING, Stage};
-use super::stuck::{StuckRules, widest_offset};
+use super::stuck::StuckRules;
 use crate::database::{Database, DbError};
 
 /// The most candidates one look returns per stage, and so the most jobs a
@@ -42,11 +43,9 @@ fn may_be_stuck(stage: &Stage, after: Duration, reach: Duration) -> String {
 /// stage's range reaches as far as the most advanced worker clock, rounded
 /// up to a minute (so that the text takes few forms).
 fn stage_conditions(rules: &StuckRules) -> Vec<(Stage, String)> {
-    let ahead = widest_offset(&rules.workers).as_secs_f64();
-    let reach = Duration::from_secs(((ahead / 60.0).ceil() * 60.0) as u64);
     let mut stages = vec![(
         PROCESSING,
-        may_be_stuck(&PROCESSING, rules.stuck_after, reach),
+        may_be_stuck(&PROCESSING, rules.stuck_after, reach(&rules.workers)),
     )];
     if let Some(ocr) = &rules.ocr {
         stages.push((OCR, may_be_stuck(&OCR, ocr.stuck_after, Duration::ZERO)));

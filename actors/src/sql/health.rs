@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::interval;
+use super::{CANDIDATES, interval};
 use crate::database::{Database, DbError};
 
 /// Outcome of [`health_counts`].
@@ -32,19 +32,20 @@ pub async fn health_counts(
 }
 
 /// [`health_counts`] without the open-status index, in the same pass over
-/// the table: whether any row meets `may_be_stuck` (the stuck rule's look,
-/// [`may_be_stuck_condition`](super::may_be_stuck_condition)).
+/// the table: the ids of the rows that meet `may_be_stuck` (the stuck
+/// rule's look, [`may_be_stuck_condition`](super::may_be_stuck_condition)),
+/// at most [`CANDIDATES`].
 pub async fn health_counts_and_look(
     db: &Database,
     dead_after: Duration,
     may_be_stuck: &str,
-) -> Result<(HealthCounts, bool), DbError> {
+) -> Result<(HealthCounts, Vec<String>), DbError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Answer {
         #[serde(flatten)]
         counts: HealthCounts,
-        stuck_candidates: bool,
+        stuck_candidates: Vec<String>,
     }
     let sql = format!(
         "SELECT json_build_object(
@@ -52,7 +53,8 @@ pub async fn health_counts_and_look(
             'pendingJobs', count(*) FILTER (WHERE status_id = 1),
             'processingJobs', count(*) FILTER (WHERE status_id = 2),
             'errorJobs', count(*) FILTER (WHERE status_id = 4),
-            'stuckCandidates', coalesce(bool_or({may_be_stuck}), false))
+            'stuckCandidates', coalesce(
+                (array_agg(id::text) FILTER (WHERE {may_be_stuck}))[1:{CANDIDATES}], '{{}}'))
         FROM extraction_queue
         WHERE status_id IN (1, 2, 4, 6)",
         workers = active_workers(dead_after),

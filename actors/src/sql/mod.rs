@@ -4,12 +4,18 @@
 //! Each is a single statement (data-modifying CTEs where it both reads and
 //! writes), so it is atomic; each compares against the database's `now()`,
 //! so the monitor host's clock never matters; each returns one JSON value so
-//! a simple-protocol request can carry it. Values are written into the text:
-//! durations as whole milliseconds, strings through [`literal`], configured
-//! names as quoted [`Identifier`](crate::identifier::Identifier)s.
+//! a simple-protocol request can carry it. Settings are written into the
+//! text: durations as whole milliseconds, strings through [`literal`],
+//! configured names as quoted [`Identifier`](crate::identifier::Identifier)s.
+//! What varies from run to run (lists of ids, workers, clock offsets) goes
+//! as [`params`], so that a text stays the same and the server keeps it
+//! planned.
 //!
 //! Parts: [`stage`] (the two stages a job can be stuck in, their columns,
-//! and how a job is put back), [`stuck`] (stuck jobs) and [`candidates`] (the look before it), [`workers`] (the dead-worker rule),
+//! and how a job is put back), [`stuck`] (stuck jobs, with what the fleet
+//! knows of the workers as conditions) and [`candidates`] (the look before
+//! it), [`workers`] (the dead-worker rule), [`params`] (the values a
+//! statement is given),
 //! [`mod@leadership`] (the election's lock), [`lease`] (its lease, where
 //! the opt-in table exists), [`health`] (the counts),
 //! [`columns`] (the schema probes), [`mod@diagnose`] (the operator's snapshot),
@@ -19,9 +25,11 @@ pub mod candidates;
 pub mod columns;
 pub mod dashboard;
 pub mod diagnose;
+mod fleet_conditions;
 pub mod health;
 pub mod leadership;
 pub mod lease;
+pub mod params;
 pub mod stage;
 pub mod stuck;
 pub mod workers;
@@ -58,13 +66,6 @@ pub use workers::{
 /// A duration as an SQL interval literal, in whole milliseconds.
 pub(crate) fn interval(d: Duration) -> String {
     format!("interval '{} milliseconds'", d.as_millis())
-}
-
-/// `AND <column> IN (...)` over `ids`, written as untyped literals, which
-/// take the id column's type whatever it is (uuid, integer, text).
-pub(crate) fn among_ids(column: &str, ids: &[String]) -> String {
-    let ids: Vec<String> = ids.iter().map(|id| literal(id)).collect();
-    format!(" AND {column} IN ({})", ids.join(", "))
 }
 
 /// A string as an SQL literal that reads the same whatever

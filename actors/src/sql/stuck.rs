@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::fleet_conditions::{grace_condition, reach, worker_conditions};
+use super::params::Params;
 use super::stage::{AttemptColumns, OCR, PROCESSING, ReleasedJob, Stage, released_json};
-use super::workers::text_array;
-use super::{among_ids, interval, literal};
+use super::{interval, literal};
 use crate::database::{Database, DbError};
 use crate::fleet::WorkerView;
 
@@ -129,92 +130,21 @@ impl Part<'_> {
     }
 }
 
-/// The live-worker grace: a job whose worker is alive (as the fleet saw
-/// it) and reports it as its `current_job_id` is stuck only after the
-/// threshold plus the grace.
-fn grace_condition(stuck_after: Duration, g: LiveGrace, alive: &[String]) -> String {
-    if alive.is_empty() {
-        return String::new();
-    }
-    format!(
-        "
-              AND NOT ({since} >= now() - {total}
-                       AND worker_id = ANY ({alive})
-                       AND EXISTS (SELECT 1 FROM worker_status w
-                                   WHERE w.worker_id = extraction_queue.worker_id
-                                     AND w.current_job_id = extraction_queue.id
-                                     AND w.status IS DISTINCT FROM 'offline'))",
-        since = PROCESSING.since(""),
-        total = interval(stuck_after + g.grace),
-        alive = text_array(alive),
-    )
-}
-
-/// What the fleet knows, as conditions on a processing job: its written
-/// start corrected by its worker's clock offset, and no job of a worker
-/// whose clock is unknown and written heartbeat stale.
-fn worker_conditions(stuck_after: Duration, view: &WorkerView) -> String {
-    let mut out = String::new();
-    if !view.offsets.is_empty() {
-        let cases: Vec<String> = view
-            .offsets
-            .iter()
-            .map(|(w, o)| format!("WHEN {} THEN {}", literal(w), (o * 1000.0).round() as i64))
-            .collect();
-        out.push_str(&format!(
-            "
-              AND {since} - interval '1 millisecond' * (CASE worker_id {cases} ELSE 0 END) < now() - {after}",
-            since = PROCESSING.since(""),
-            cases = cases.join(" "),
-            after = interval(stuck_after),
-        ));
-    }
-    if let Some(stale) = view.stale_after {
-        // Its clock not measured and its written heartbeat stale: alive
-        // with a slow clock, or dead and soon offline. Either way, wait.
-        let measured = if view.offsets.is_empty() {
-            String::new()
-        } else {
-            let ids: Vec<String> = view.offsets.iter().map(|(w, _)| w.clone()).collect();
-            format!(
-                "\n                                 AND w.worker_id <> ALL ({})",
-                text_array(&ids)
-            )
-        };
-        out.push_str(&format!(
-            "
-              AND NOT EXISTS (SELECT 1 FROM worker_status w
-                              WHERE w.worker_id = extraction_queue.worker_id
-                                AND w.status IS DISTINCT FROM 'offline'
-                                AND w.last_heartbeat < now() - {stale}{measured})",
-            stale = interval(stale),
-        ));
-    }
-    out
-}
-
-/// How far the index range must reach for the jobs of workers whose
-/// clocks are ahead.
-pub(super) fn widest_offset(view: &WorkerView) -> Duration {
-    let ahead = view.offsets.iter().map(|(_, o)| *o).fold(0.0, f64::max);
-    Duration::from_secs_f64(ahead.clamp(0.0, 86_400.0))
-}
-
 /// Each rule's part: the processing stage, and OCR when on.
-fn parts(rules: &StuckRules) -> Vec<Part<'_>> {
+fn parts<'a>(rules: &'a StuckRules, params: &mut Params) -> Vec<Part<'a>> {
     let view = &rules.workers;
     let mut extra = rules
         .live_grace
-        .map(|g| grace_condition(rules.stuck_after, g, &view.alive))
+        .map(|g| grace_condition(rules.stuck_after, g, &view.alive, params))
         .unwrap_or_default();
-    extra.push_str(&worker_conditions(rules.stuck_after, view));
+    extra.push_str(&worker_conditions(rules.stuck_after, view, params));
     let mut parts = vec![Part {
         stage: PROCESSING,
         extra,
         // Ahead clocks write later start times: the range reaches them,
         // and the corrected condition decides.
         after: rules.stuck_after,
-        reach: widest_offset(view),
+        reach: reach(view),
         attempts: rules.attempts.as_ref(),
     }];
     if let Some(ocr) = &rules.ocr {
@@ -229,32 +159,51 @@ fn parts(rules: &StuckRules) -> Vec<Part<'_>> {
     parts
 }
 
-/// The text of [`reset_stuck`] (every job) or [`reset_stuck_ids`] (those
-/// of `ids`).
-pub fn reset_stuck_sql(rules: &StuckRules, ids: Option<&[String]>) -> String {
-    let parts = parts(rules);
-    let among = ids.map_or_else(String::new, |ids| among_ids("id", ids));
+/// The text and parameters of [`reset_stuck`] (every job) or
+/// [`reset_stuck_ids`] (those of `ids`).
+pub fn reset_stuck_sql(rules: &StuckRules, ids: Option<&[String]>) -> (String, Params) {
+    let mut params = Params::default();
+    let parts = parts(rules, &mut params);
     let columns: Vec<String> = parts.iter().map(Part::columns).collect();
     let conditions: Vec<String> = parts.iter().map(Part::condition).collect();
+    let filter = match ids {
+        // One scan finds both kinds of stuck job (two partial indexes, or
+        // one pass over the table without them).
+        None => format!("({})", conditions.join("\n               OR ")),
+        // By primary key alone: each row judged in a `CASE`, which no
+        // index answers. (ANDed with the ids, the stuck ranges would make
+        // a bitmap scan, which reads every dead entry earlier resets left
+        // in the stuck indexes.)
+        Some(ids) => {
+            let whens: Vec<String> = conditions
+                .iter()
+                .map(|c| format!("WHEN {c} THEN true"))
+                .collect();
+            format!(
+                "id = ANY ({})\n              AND CASE {} ELSE false END",
+                params.strings(ids),
+                whens.join("\n               ")
+            )
+        }
+    };
     let ctes: Vec<String> = parts.iter().map(Part::ctes).collect();
     let ocr_json = parts
         .get(1)
         .map_or_else(|| "'[]'::json".to_string(), Part::json);
-    // One scan finds both kinds of stuck job (two partial indexes, or one
-    // pass over the table without them); the updates then split them.
-    format!(
+    // The updates then split the candidates by stage.
+    let sql = format!(
         "WITH candidates AS (
             SELECT id, status_id, {columns}
             FROM extraction_queue
-            WHERE ({conditions}){among}
+            WHERE {filter}
             FOR UPDATE SKIP LOCKED
         ), {ctes}
         SELECT json_build_object('jobs', {jobs_json}, 'ocr', {ocr_json})",
         columns = columns.join(", "),
-        conditions = conditions.join("\n               OR "),
         ctes = ctes.join(", "),
         jobs_json = parts[0].json(),
-    )
+    );
+    (sql, params)
 }
 
 /// Puts back in the queue (status 1) every job processing (status 2) for
@@ -272,7 +221,8 @@ pub fn reset_stuck_sql(rules: &StuckRules, ids: Option<&[String]>) -> String {
 /// go back to status 3 the same way, judged by `ocr_started_at` and counted
 /// in `ocr_attempts`.
 pub async fn reset_stuck(db: &Database, rules: &StuckRules) -> Result<StuckResets, DbError> {
-    db.query_json(&reset_stuck_sql(rules, None)).await
+    let (sql, params) = reset_stuck_sql(rules, None);
+    db.query_json_prepared_with(&sql, params.values()).await
 }
 
 /// [`reset_stuck`] among the jobs of `ids` alone (the candidates of
@@ -283,7 +233,8 @@ pub async fn reset_stuck_ids(
     rules: &StuckRules,
     ids: &[String],
 ) -> Result<StuckResets, DbError> {
-    db.query_json(&reset_stuck_sql(rules, Some(ids))).await
+    let (sql, params) = reset_stuck_sql(rules, Some(ids));
+    db.query_json_prepared_with(&sql, params.values()).await
 }
 
 /// [`reset_stuck`] with the plain rule: what `reset-stuck-jobs` runs.
@@ -327,7 +278,8 @@ mod tests {
 
     #[test]
     fn the_plain_rule_has_no_grace_attempts_or_ocr() {
-        let plain = reset_stuck_sql(&StuckRules::plain(Duration::from_secs(180)), None);
+        let (plain, params) = reset_stuck_sql(&StuckRules::plain(Duration::from_secs(180)), None);
+        assert!(params.values().is_empty(), "{params:?}");
         assert!(!plain.contains("worker_status"), "{plain}");
         assert!(
             !plain.contains("attemtps") && !plain.contains("ocr_"),
@@ -353,13 +305,34 @@ mod tests {
             },
             ..StuckRules::plain(Duration::from_secs(180))
         };
-        let sql = reset_stuck_sql(&full, Some(&["j1".into()]));
-        assert!(sql.contains(" AND id IN (E'j1')"), "{sql}");
-        assert!(sql.contains("WHEN E'ahead' THEN 300000"), "{sql}");
+        let (sql, params) = reset_stuck_sql(&full, Some(&["j1".into()]));
+        // The fleet and the ids are parameters: alive, offsets, then ids.
+        assert_eq!(
+            params.values(),
+            [
+                r#"E'{"w1"}'"#,
+                r#"E'{"ahead"}'"#,
+                r#"E'{"300000"}'"#,
+                r#"E'{"j1"}'"#
+            ]
+        );
+        assert!(sql.contains("worker_id = ANY ($1::text[])"), "{sql}");
+        assert!(sql.contains("unnest($2::text[], $3::bigint[])"), "{sql}");
+        assert!(sql.contains("w.worker_id <> ALL ($2::text[])"), "{sql}");
         assert!(
-            sql.contains("w.worker_id <> ALL (ARRAY[E'ahead']::text[])"),
+            sql.contains("id = ANY ($4)\n              AND CASE WHEN ("),
             "{sql}"
         );
+        // The range reaches the clock 300 s ahead: 180 s + 300 s, in
+        // whole minutes; the text is the same for any other fleet.
+        assert!(
+            sql.contains("interval '180000 milliseconds' + interval '300000 milliseconds'"),
+            "{sql}"
+        );
+        let mut other = full.clone();
+        other.workers.alive = vec!["w2".into(), "w3".into()];
+        other.workers.offsets = vec![("a".into(), 250.0), ("b".into(), -20.0)];
+        assert_eq!(reset_stuck_sql(&other, Some(&["j2".into()])).0, sql);
         assert!(sql.contains("interval '240000 milliseconds'"), "{sql}");
         assert!(sql.contains("coalesce(q.max_attempts, 3)"), "{sql}");
         assert!(sql.contains("status_id = 3, ocr_error"), "{sql}");

@@ -10,8 +10,8 @@
 
 use serde::Deserialize;
 
+use super::params::Params;
 use super::stage::{AttemptColumns, PROCESSING, ReleasedJob, released_json};
-use super::{among_ids, literal};
 use crate::database::{Database, DbError};
 
 /// One worker row as read ([`read_workers`]).
@@ -55,18 +55,14 @@ pub async fn read_workers(db: &Database) -> Result<WorkerRead, DbError> {
     db.query_json_prepared(&read_workers_sql()).await
 }
 
-/// The text of [`mark_offline`].
-pub fn mark_offline_sql(judged: &[(String, Option<String>)]) -> String {
-    let rows: Vec<String> = judged
-        .iter()
-        .map(|(id, hb)| {
-            let hb = hb.as_deref().map_or("NULL".to_string(), literal);
-            format!("({}, {hb}::text)", literal(id))
-        })
-        .collect();
-    format!(
+/// The text and parameters of [`mark_offline`].
+pub fn mark_offline_sql(judged: &[(String, Option<String>)]) -> (String, Params) {
+    let mut params = Params::default();
+    let ids = params.array(judged.iter().map(|(id, _)| Some(id.as_str())));
+    let heartbeats = params.array(judged.iter().map(|(_, hb)| hb.as_deref()));
+    let sql = format!(
         "WITH judged (worker_id, hb) AS (
-            VALUES {rows}
+            SELECT * FROM unnest({ids}::text[], {heartbeats}::text[])
         ), free AS (
             SELECT w.worker_id FROM worker_status w JOIN judged j ON j.worker_id = w.worker_id
             WHERE w.status IS DISTINCT FROM 'offline'
@@ -77,9 +73,9 @@ pub fn mark_offline_sql(judged: &[(String, Option<String>)]) -> String {
             FROM free f WHERE w.worker_id = f.worker_id
             RETURNING w.worker_id
         )
-        SELECT coalesce(json_agg(worker_id ORDER BY worker_id), '[]') FROM marked",
-        rows = rows.join(", "),
-    )
+        SELECT coalesce(json_agg(worker_id ORDER BY worker_id), '[]') FROM marked"
+    );
+    (sql, params)
 }
 
 /// Marks `offline` the rows of workers judged dead (at most [`BATCH`]),
@@ -92,7 +88,8 @@ pub async fn mark_offline(
     if judged.is_empty() {
         return Ok(Vec::new());
     }
-    db.query_json(&mark_offline_sql(judged)).await
+    let (sql, params) = mark_offline_sql(judged);
+    db.query_json_prepared_with(&sql, params.values()).await
 }
 
 /// Outcome of [`release_jobs_of`].
@@ -105,28 +102,26 @@ pub struct Released {
     pub remaining: Vec<String>,
 }
 
-/// `ids` as an SQL `text[]` literal.
-pub(crate) fn text_array(ids: &[String]) -> String {
-    let items: Vec<String> = ids.iter().map(|id| literal(id)).collect();
-    format!("ARRAY[{}]::text[]", items.join(", "))
-}
-
-/// The text of [`release_jobs_of`]; with `among`, only the jobs of those
-/// ids are released and counted as still held (by primary key, where the
-/// index on the workers' jobs is missing).
+/// The text and parameters of [`release_jobs_of`]; with `among`, only the
+/// jobs of those ids are released and counted as still held (by primary
+/// key, where the index on the workers' jobs is missing).
 pub fn release_jobs_of_sql(
     workers: &[String],
     attempts: Option<&AttemptColumns>,
     among: Option<&[String]>,
-) -> String {
-    let among = among.map_or_else(String::new, |ids| among_ids("q.id", ids));
+) -> (String, Params) {
+    let mut params = Params::default();
+    let ids = params.strings(workers);
+    let among = among.map_or_else(String::new, |among| {
+        format!(" AND q.id = ANY ({})", params.strings(among))
+    });
     let message = "'Released by health monitor - worker ' || held.worker_id || ' is dead'";
     let (set, returning) = PROCESSING.put_back(attempts, message);
-    format!(
+    let sql = format!(
         "WITH held AS (
             SELECT q.id, q.worker_id, {seconds} AS seconds
             FROM extraction_queue q
-            WHERE q.status_id = {status} AND q.worker_id = ANY ({ids}){among}
+            WHERE q.status_id = {status} AND q.worker_id = ANY ({ids}::text[]){among}
             ORDER BY q.id
             LIMIT {BATCH}
             FOR UPDATE SKIP LOCKED
@@ -139,18 +134,18 @@ pub fn release_jobs_of_sql(
         ), holding AS (
             SELECT q.worker_id, count(*) AS n
             FROM extraction_queue q
-            WHERE q.status_id = {status} AND q.worker_id = ANY ({ids}){among}
+            WHERE q.status_id = {status} AND q.worker_id = ANY ({ids}::text[]){among}
             GROUP BY q.worker_id
         )
         SELECT json_build_object(
             'released', (SELECT coalesce(json_agg({released} ORDER BY worker, id), '[]') FROM released),
             'remaining', (SELECT coalesce(json_agg(h.worker_id ORDER BY h.worker_id), '[]') FROM holding h
                           WHERE h.n > (SELECT count(*) FROM released r WHERE r.worker = h.worker_id)))",
-        ids = text_array(workers),
         seconds = PROCESSING.seconds("q."),
         status = PROCESSING.status,
         released = released_json(attempts.is_some()),
-    )
+    );
+    (sql, params)
 }
 
 /// Puts back in the queue (or fails, out of attempts) the processing jobs
@@ -170,18 +165,17 @@ pub async fn release_jobs_of(
         return Ok(Released::default());
     }
     if indexed {
-        return db
-            .query_json(&release_jobs_of_sql(workers, attempts, None))
-            .await;
+        let (sql, params) = release_jobs_of_sql(workers, attempts, None);
+        return db.query_json_prepared_with(&sql, params.values()).await;
     }
-    let held: Vec<String> = db.query_json(&held_jobs_sql(workers)).await?;
+    let (sql, params) = held_jobs_sql(workers);
+    let held: Vec<String> = db.query_json_prepared_with(&sql, params.values()).await?;
     if held.is_empty() {
         return Ok(Released::default());
     }
     let among = &held[..held.len().min(BATCH)];
-    let mut r: Released = db
-        .query_json(&release_jobs_of_sql(workers, attempts, Some(among)))
-        .await?;
+    let (sql, params) = release_jobs_of_sql(workers, attempts, Some(among));
+    let mut r: Released = db.query_json_prepared_with(&sql, params.values()).await?;
     if held.len() > BATCH {
         // More jobs than one batch: any of these workers may hold some.
         r.remaining = workers.to_vec();
@@ -191,16 +185,18 @@ pub async fn release_jobs_of(
 
 /// The ids of the processing jobs `workers` hold, at most [`BATCH`] + 1,
 /// read-only.
-fn held_jobs_sql(workers: &[String]) -> String {
-    format!(
+fn held_jobs_sql(workers: &[String]) -> (String, Params) {
+    let mut params = Params::default();
+    let sql = format!(
         "SELECT coalesce(json_agg(id::text), '[]') FROM (
             SELECT id FROM extraction_queue
-            WHERE status_id = {status} AND worker_id = ANY ({ids})
+            WHERE status_id = {status} AND worker_id = ANY ({ids}::text[])
             LIMIT {limit}) held",
         status = PROCESSING.status,
-        ids = text_array(workers),
+        ids = params.strings(workers),
         limit = BATCH + 1,
-    )
+    );
+    (sql, params)
 }
 
 /// The text of [`holders_without_live_row`].

@@ -254,7 +254,7 @@ impl TestDb {
         let started = started_ago.map_or("NULL".to_string(), |ago| {
             format!("now() - interval '{ago}'")
         });
-        let worker = worker.map_or("NULL".to_string(), |w| format!("'{w}'"));
+        let worker = worker.map_or("NULL".to_string(), quoted);
         let (source, number) = doc.split_once(':').expect("source:number");
         self.text(&format!(
             "INSERT INTO extraction_queue (status_id, worker_id, processing_started_at, document_source, document_number)
@@ -282,7 +282,8 @@ impl TestDb {
     /// Inserts a worker whose last heartbeat was `ago` ago.
     pub fn worker(&mut self, id: &str, status: &str, ago: &str) {
         self.exec(&format!(
-            "INSERT INTO worker_status (worker_id, status, last_heartbeat) VALUES ('{id}', '{status}', now() - interval '{ago}')"
+            "INSERT INTO worker_status (worker_id, status, last_heartbeat) VALUES ({}, '{status}', now() - interval '{ago}')",
+            quoted(id)
         ));
     }
 
@@ -323,4 +324,10 @@ impl Drop for TestDb {
             ));
         }
     }
+}
+
+/// `s` as an SQL string literal (`standard_conforming_strings` on, as by
+/// default): worker names in tests may hold quotes and backslashes.
+pub fn quoted(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
