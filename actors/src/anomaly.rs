@@ -226,7 +226,6 @@ mod tests {
             pending,
             processing,
             errors,
-            stuck_candidates: None,
         }
     }
 

@@ -84,15 +84,15 @@ impl Check for HealthReporter {
                 Some(last) => {
                     let cap = anomaly::processing_cap(fleet);
                     // The stuck rule's look rides along (see `stuck_verdict`).
-                    let any_stuck = allowed
+                    let look = allowed
                         .stuck_indexed
-                        .then(|| sql::any_may_be_stuck_sql(&stuck_rules(&allowed, &cx)));
+                        .then(|| sql::stuck_candidates_sql(&stuck_rules(&allowed, &cx), true));
                     let began = Instant::now();
-                    let probe =
-                        sql::health_probe(&db, dead_after, (cap, warn + 1), any_stuck.as_deref())
+                    let (probe, candidates) =
+                        sql::health_probe(&db, dead_after, (cap, warn + 1), look.as_deref())
                             .await?;
-                    if let Some(found) = probe.stuck_candidates {
-                        cx.stuck_verdict.record(began, (!found).then(Vec::new));
+                    if let Some(candidates) = candidates {
+                        cx.stuck_verdict.record(began, candidates);
                     }
                     let (holds, _) = anomalies.settle(anomaly::probed(probe, cap, fleet, warn));
                     if anomalies.warn_due(&holds, Instant::now(), every) {
@@ -119,7 +119,7 @@ impl Check for HealthReporter {
                     let began = Instant::now();
                     let (counts, candidates) =
                         sql::health_counts_and_look(&db, dead_after, &may_be_stuck).await?;
-                    cx.stuck_verdict.record(began, Some(candidates));
+                    cx.stuck_verdict.record(began, candidates);
                     counts
                 };
                 health = Some(Health {

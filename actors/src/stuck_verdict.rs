@@ -2,16 +2,15 @@
 //!
 //! Every run the `HealthReporter` sends one read and the `StuckJobResetter`
 //! another, whose answer is nearly always "nothing stuck". The health
-//! check's read carries the look's question too: with the indexes, its
-//! probe asks whether any job lies in the stuck ranges (an `EXISTS` per
-//! range); without them, its pass over the table counting exactly lists
-//! the candidates as it goes. The resetter then takes the answer of a read
-//! of the last interval and a half (the two checks tick apart) instead of
-//! sending its own look: "none", or the candidates listed, which its write
-//! judges again under lock. A read that found candidates without listing
-//! them, or none recent (the health check failing, or counting exactly
-//! with the indexes), and the resetter looks itself; a job that gets stuck
-//! just after a read is reset a run later.
+//! check's read carries the look too: with the indexes, its probe reads
+//! the look's ranges of the stuck indexes; without them, its pass over the
+//! table counting exactly lists the candidates as it goes. The resetter
+//! then takes the answer of a read of the last interval and a half (the
+//! two checks tick apart) instead of sending its own look: none, or the
+//! candidates listed, which its write judges again under lock. With no
+//! read recent (the health check failing, or counting exactly with the
+//! indexes), the resetter looks itself; a job that gets stuck just after a
+//! read is reset a run later.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,10 +26,10 @@ pub struct StuckVerdict {
 }
 
 impl StuckVerdict {
-    /// A read that began at `at` listed the jobs that may be stuck
-    /// (`Some`, empty when none), or found some without listing them.
-    pub fn record(&self, at: Instant, candidates: Option<Vec<String>>) {
-        *self.lock() = candidates.map(|ids| (at, ids));
+    /// A read that began at `at` listed the jobs that may be stuck (empty
+    /// when none).
+    pub fn record(&self, at: Instant, candidates: Vec<String>) {
+        *self.lock() = Some((at, candidates));
     }
 
     /// The candidates a read that began within `max_age` listed (empty:
@@ -54,14 +53,12 @@ mod tests {
         let verdict = StuckVerdict::default();
         let minute = Duration::from_secs(60);
         assert_eq!(verdict.take(minute), None, "no read yet");
-        verdict.record(Instant::now(), Some(Vec::new()));
+        verdict.record(Instant::now(), Vec::new());
         assert_eq!(verdict.take(minute), Some(Vec::new()));
         assert_eq!(verdict.take(minute), None, "taken already");
-        verdict.record(Instant::now(), Some(vec!["j1".into()]));
+        verdict.record(Instant::now(), vec!["j1".into()]);
         assert_eq!(verdict.take(minute), Some(vec!["j1".to_string()]));
-        verdict.record(Instant::now(), None);
-        assert_eq!(verdict.take(minute), None, "found some, unlisted");
-        verdict.record(Instant::now() - 2 * minute, Some(Vec::new()));
+        verdict.record(Instant::now() - 2 * minute, Vec::new());
         assert_eq!(verdict.take(minute), None, "too old");
     }
 }

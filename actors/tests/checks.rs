@@ -222,9 +222,10 @@ fn without_indexes_one_pass_serves_the_counts_and_the_look() {
     assert_eq!(db.job_status(&later), 1);
 }
 
-/// With the indexes, the health probe between exact counts asks the stuck
-/// rule's question too: after a probe that found nothing stuck the
-/// resetter sends nothing, once; the next run looks itself.
+/// With the indexes, the health probe between exact counts makes the stuck
+/// rule's look too: after a probe that found nothing stuck the resetter
+/// sends nothing, once; the next run looks itself. Jobs the probe listed
+/// are reset without a look of the resetter's own.
 #[test]
 fn with_indexes_the_health_probe_answers_the_look() {
     let mut db = TestDb::new("ck_probe_look");
@@ -232,6 +233,8 @@ fn with_indexes_the_health_probe_answers_the_look() {
         db.exec(&index.create.replace("CONCURRENTLY ", ""));
     }
     db.job(2, Some("w1"), Some("1 second"), "acte:1");
+    // A fleet whose processing jobs the probe can bound (2 × 2 + 1 → 8).
+    db.workers(&[("w1", "busy", "1 second"), ("w2", "idle", "1 second")]);
     let cx = context();
     let state = MonitorState::new();
     state.add_project("test");
@@ -259,4 +262,16 @@ fn with_indexes_the_health_probe_answers_the_look() {
         "the next run looks itself"
     );
     assert_eq!(db.job_status(&stuck), 1);
+
+    let again = db.job(2, Some("w1"), Some("1 hour"), "acte:3");
+    let probed = db.run(async |db| reporter.run_once(&db, &cx).await.unwrap());
+    assert!(probed.probe.is_some());
+    let later = db.job(2, Some("w1"), Some("1 hour"), "acte:4");
+    let listed = run_resetter(&db, &cx);
+    assert_eq!(
+        common::sorted_ids(&listed.jobs),
+        std::slice::from_ref(&again),
+        "the probe listed it: reset without a look (the later one unseen)"
+    );
+    assert_eq!(db.statuses(&[&again, &later]), [1, 2]);
 }

@@ -81,7 +81,7 @@ fn past_the_cap_texts_are_sent_as_they_are() {
     let db = one_session(&test);
     let names = actix_rt::System::new().block_on(async {
         for cap in 1..=(MAX_PREPARED as u64 + 5) {
-            let probe = sql::health_probe(&db, Duration::from_secs(60), (cap, 3), None)
+            let (probe, _) = sql::health_probe(&db, Duration::from_secs(60), (cap, 3), None)
                 .await
                 .unwrap();
             assert_eq!(probe.processing, 0);

@@ -119,13 +119,24 @@ pub fn prepare_and_execute(name: &str, sql: &str, values: &[String]) -> String {
 }
 
 /// `sql` with each `$n` replaced by its value: the statement as it is sent
-/// unprepared. The monitor's texts hold no `$` but their parameters'.
+/// unprepared. The monitor's texts hold no `$` but their parameters'; in
+/// one pass, so that a value holding `$1` (a worker's name) stays as it is.
 pub fn inline(sql: &str, values: &[String]) -> String {
-    let mut out = sql.to_string();
-    // The highest first, so that `$1` does not eat the start of `$12`.
-    for (i, value) in values.iter().enumerate().rev() {
-        out = out.replace(&format!("${}", i + 1), value);
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 1..]
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len() - at - 1);
+        let n: Option<usize> = rest[at + 1..at + 1 + digits].parse().ok();
+        match n.and_then(|n| values.get(n.wrapping_sub(1))) {
+            Some(value) => out.push_str(value),
+            None => out.push_str(&rest[at..at + 1 + digits]),
+        }
+        rest = &rest[at + 1 + digits..];
     }
+    out.push_str(rest);
     out
 }
 
@@ -170,6 +181,11 @@ mod tests {
     fn values_go_in_their_places() {
         let values: Vec<String> = (1..=12).map(|i| format!("v{i}")).collect();
         assert_eq!(inline("$1 $12 $2", &values), "v1 v12 v2");
+        let odd = ["E'{\"$2\"}'".to_string(), "x".to_string()];
+        assert_eq!(
+            inline("a = ANY ($1) AND $2$", &odd),
+            "a = ANY (E'{\"$2\"}') AND x$"
+        );
         assert!(execute("n", &values[..2]).ends_with("; EXECUTE n(v1, v2)"));
         assert_eq!(execute("n", &[]), "EXECUTE n");
     }

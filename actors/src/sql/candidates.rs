@@ -53,17 +53,6 @@ fn stage_conditions(rules: &StuckRules) -> Vec<(Stage, String)> {
     stages
 }
 
-/// Whether any job may be stuck, with the rules' indexes: an `EXISTS` on
-/// each stage's range (the health probe asks it for the look, see
-/// [`StuckVerdict`](crate::stuck_verdict::StuckVerdict)).
-pub fn any_may_be_stuck_sql(rules: &StuckRules) -> String {
-    let exists: Vec<String> = stage_conditions(rules)
-        .into_iter()
-        .map(|(_, c)| format!("EXISTS (SELECT 1 FROM extraction_queue WHERE {c})"))
-        .collect();
-    exists.join(" OR ")
-}
-
 /// The condition of a job that may be stuck, in any stage: what the look
 /// finds (the health check's pass over the table asks it of every row,
 /// see [`StuckVerdict`](crate::stuck_verdict::StuckVerdict)).

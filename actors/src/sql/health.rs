@@ -112,9 +112,6 @@ pub struct HealthProbe {
     pub processing: u64,
     /// Failed jobs, counted up to `failed_cap` at most.
     pub errors: u64,
-    /// Whether any job may be stuck, when asked (the stuck rule's look).
-    #[serde(default)]
-    pub stuck_candidates: Option<bool>,
 }
 
 /// The text of [`health_probe`].
@@ -122,7 +119,7 @@ pub fn health_probe_sql(
     dead_after: Duration,
     processing_cap: u64,
     failed_cap: u64,
-    any_stuck: Option<&str>,
+    look: Option<&str>,
 ) -> String {
     let capped = |status: u32, cap: u64| {
         format!(
@@ -138,27 +135,31 @@ pub fn health_probe_sql(
         workers = active_workers(dead_after),
         processing = capped(2, processing_cap),
         errors = capped(4, failed_cap),
-        stuck = any_stuck.map_or_else(String::new, |q| format!(
-            ",\n            'stuckCandidates', {q}"
+        stuck = look.map_or_else(String::new, |q| format!(
+            ",\n            'stuckCandidates', ({q})"
         )),
     )
 }
 
 /// Whether jobs wait, and the processing and failed jobs counted up to a
 /// bound each: a count that reaches its cap means "at least the cap". With
-/// `any_stuck` (an [`any_may_be_stuck_sql`](super::any_may_be_stuck_sql)),
-/// whether any job may be stuck too.
+/// `look` (the stuck rule's, a
+/// [`stuck_candidates_sql`](super::stuck_candidates_sql) with the
+/// indexes), the jobs that may be stuck too.
 pub async fn health_probe(
     db: &Database,
     dead_after: Duration,
     (processing_cap, failed_cap): (u64, u64),
-    any_stuck: Option<&str>,
-) -> Result<HealthProbe, DbError> {
-    db.query_json_prepared(&health_probe_sql(
-        dead_after,
-        processing_cap,
-        failed_cap,
-        any_stuck,
-    ))
-    .await
+    look: Option<&str>,
+) -> Result<(HealthProbe, Option<Vec<String>>), DbError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Answer {
+        #[serde(flatten)]
+        probe: HealthProbe,
+        stuck_candidates: Option<Vec<String>>,
+    }
+    let sql = health_probe_sql(dead_after, processing_cap, failed_cap, look);
+    let answer: Answer = db.query_json_prepared(&sql).await?;
+    Ok((answer.probe, answer.stuck_candidates))
 }

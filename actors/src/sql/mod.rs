@@ -36,10 +36,7 @@ pub mod workers;
 
 use std::time::Duration;
 
-pub use candidates::{
-    CANDIDATES, any_may_be_stuck_sql, may_be_stuck_condition, stuck_candidates,
-    stuck_candidates_sql,
-};
+pub use candidates::{CANDIDATES, may_be_stuck_condition, stuck_candidates, stuck_candidates_sql};
 pub use columns::{
     ColumnType, Columns, OPTIONAL_COLUMNS, can_write, probe_columns, probe_columns_sql,
     schema_columns,
