@@ -24,14 +24,14 @@ pub(super) fn grace_condition(
     format!(
         "
               AND NOT ({since} >= now() - {total}
-                       AND worker_id = ANY ({alive}::text[])
+                       AND worker_id IN {alive}
                        AND EXISTS (SELECT 1 FROM worker_status w
                                    WHERE w.worker_id = extraction_queue.worker_id
                                      AND w.current_job_id = extraction_queue.id
                                      AND w.status IS DISTINCT FROM 'offline'))",
         since = PROCESSING.since(""),
         total = interval(stuck_after + g.grace),
-        alive = params.strings(alive),
+        alive = params.text_set(alive),
     )
 }
 

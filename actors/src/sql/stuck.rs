@@ -316,7 +316,10 @@ mod tests {
                 r#"E'{"j1"}'"#
             ]
         );
-        assert!(sql.contains("worker_id = ANY ($1::text[])"), "{sql}");
+        assert!(
+            sql.contains("worker_id IN (SELECT unnest($1::text[]))"),
+            "{sql}"
+        );
         assert!(sql.contains("unnest($2::text[], $3::bigint[])"), "{sql}");
         assert!(sql.contains("w.worker_id <> ALL ($2::text[])"), "{sql}");
         assert!(

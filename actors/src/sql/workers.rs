@@ -111,7 +111,7 @@ pub fn release_jobs_of_sql(
     among: Option<&[String]>,
 ) -> (String, Params) {
     let mut params = Params::default();
-    let ids = params.strings(workers);
+    let workers = params.text_set(workers);
     let among = among.map_or_else(String::new, |among| {
         format!(" AND q.id = ANY ({})", params.strings(among))
     });
@@ -121,7 +121,7 @@ pub fn release_jobs_of_sql(
         "WITH held AS (
             SELECT q.id, q.worker_id, {seconds} AS seconds
             FROM extraction_queue q
-            WHERE q.status_id = {status} AND q.worker_id = ANY ({ids}::text[]){among}
+            WHERE q.status_id = {status} AND q.worker_id IN {workers}{among}
             ORDER BY q.id
             LIMIT {BATCH}
             FOR UPDATE SKIP LOCKED
@@ -134,7 +134,7 @@ pub fn release_jobs_of_sql(
         ), holding AS (
             SELECT q.worker_id, count(*) AS n
             FROM extraction_queue q
-            WHERE q.status_id = {status} AND q.worker_id = ANY ({ids}::text[]){among}
+            WHERE q.status_id = {status} AND q.worker_id IN {workers}{among}
             GROUP BY q.worker_id
         )
         SELECT json_build_object(
@@ -190,10 +190,10 @@ fn held_jobs_sql(workers: &[String]) -> (String, Params) {
     let sql = format!(
         "SELECT coalesce(json_agg(id::text), '[]') FROM (
             SELECT id FROM extraction_queue
-            WHERE status_id = {status} AND worker_id = ANY ({ids}::text[])
+            WHERE status_id = {status} AND worker_id IN {workers}
             LIMIT {limit}) held",
         status = PROCESSING.status,
-        ids = params.strings(workers),
+        workers = params.text_set(workers),
         limit = BATCH + 1,
     );
     (sql, params)
