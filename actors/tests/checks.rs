@@ -38,6 +38,23 @@ fn run_resetter(db: &TestDb, cx: &RunContext) -> StuckResets {
     db.run(async |db| StuckJobResetter::default().run_once(&db, cx).await.unwrap())
 }
 
+/// A job gets stuck after the health check's read found none: the
+/// resetter's run takes that "none" and sends nothing; its next run looks
+/// itself and resets the job.
+fn reset_after_a_none(db: &mut TestDb, cx: &RunContext) {
+    let stuck = db.job(2, Some("w1"), Some("1 hour"), "acte:2");
+    assert!(
+        run_resetter(db, cx).jobs.is_empty(),
+        "the read found none stuck"
+    );
+    assert_eq!(
+        run_resetter(db, cx).jobs.len(),
+        1,
+        "the next run looks itself"
+    );
+    assert_eq!(db.job_status(&stuck), 1);
+}
+
 /// A job gets stuck after the health check's read listed `listed`: the
 /// resetter's run takes the list without a look, so it resets `listed`
 /// and leaves the later one (returned) for its next run.
@@ -211,17 +228,7 @@ fn without_indexes_one_pass_serves_the_counts_and_the_look() {
     };
     let health = count(&db);
     assert_eq!(health.counts.processing_jobs, 1);
-    let stuck = db.job(2, Some("w1"), Some("1 hour"), "acte:2");
-    assert!(
-        run_resetter(&db, &cx).jobs.is_empty(),
-        "the pass found none stuck"
-    );
-    assert_eq!(
-        run_resetter(&db, &cx).jobs.len(),
-        1,
-        "the next run looks itself"
-    );
-    assert_eq!(db.job_status(&stuck), 1);
+    reset_after_a_none(&mut db, &cx);
 
     let again = db.job(2, Some("w1"), Some("1 hour"), "acte:3");
     assert_eq!(count(&db).counts.processing_jobs, 2);
@@ -259,17 +266,7 @@ fn with_indexes_the_health_probe_answers_the_look() {
         (exact, reporter.run_once(&db, &cx).await.unwrap())
     });
     assert!(exact.probe.is_none() && probed.probe.is_some());
-    let stuck = db.job(2, Some("w1"), Some("1 hour"), "acte:2");
-    assert!(
-        run_resetter(&db, &cx).jobs.is_empty(),
-        "the probe found none stuck"
-    );
-    assert_eq!(
-        run_resetter(&db, &cx).jobs.len(),
-        1,
-        "the next run looks itself"
-    );
-    assert_eq!(db.job_status(&stuck), 1);
+    reset_after_a_none(&mut db, &cx);
 
     let again = db.job(2, Some("w1"), Some("1 hour"), "acte:3");
     let probed = db.run(async |db| reporter.run_once(&db, &cx).await.unwrap());
