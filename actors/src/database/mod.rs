@@ -120,6 +120,15 @@ impl SendError {
     }
 }
 
+/// Whether a request's commit waits until it is on disk.
+#[derive(Clone, Copy)]
+enum Commit {
+    /// The server's setting (on, by default): the answer comes after.
+    Durable,
+    /// Not waited for: see [`Database::write_redoable`].
+    Redoable,
+}
+
 impl Database {
     /// A pool for `project`; connects lazily, so this never fails.
     pub fn new(project: &Project, connect_timeout: Duration, statement_timeout: Duration) -> Self {
@@ -178,7 +187,8 @@ impl Database {
         &self,
         sql: &str,
     ) -> Result<T, DbError> {
-        in_scope(self.project.clone(), self.query_json_pooled(sql, &[], None)).await
+        let run = self.query_json_pooled(sql, &[], None, Commit::Durable);
+        in_scope(self.project.clone(), run).await
     }
 
     /// [`Database::query_json`] for a statement sent every cycle: the
@@ -203,7 +213,26 @@ impl Database {
         values: &[String],
     ) -> Result<T, DbError> {
         let name = self.prepared.name(sql);
-        let run = self.query_json_pooled(sql, values, name);
+        let run = self.query_json_pooled(sql, values, name, Commit::Durable);
+        in_scope(self.project.clone(), run).await
+    }
+
+    /// [`Database::query_json_prepared_with`] for a healing write that the
+    /// next run would make again if it were lost: its commit does not wait
+    /// for the disk (`synchronous_commit = off`). A crash of the server can
+    /// lose the last such commits (by default, at most those of its last
+    /// 0.6 s), never
+    /// half of one, and a later durable commit makes them durable too;
+    /// what they healed is found and healed again. The wait is most of
+    /// what a small write costs its database (a flush, and on a primary
+    /// with synchronous standbys, a round trip to them).
+    pub async fn write_redoable<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        values: &[String],
+    ) -> Result<T, DbError> {
+        let name = self.prepared.name(sql);
+        let run = self.query_json_pooled(sql, values, name, Commit::Redoable);
         in_scope(self.project.clone(), run).await
     }
 
@@ -212,13 +241,17 @@ impl Database {
         sql: &str,
         values: &[String],
         prepared_as: Option<prepared::Name>,
+        commit: Commit,
     ) -> Result<T, DbError> {
         let client = self.pool.get().await?;
         let sent = match prepared_as {
-            Some(name) => self.send_prepared(&client, sql, values, &name).await,
-            None => {
-                self.send_json(&client, &prepared::inline(sql, values))
+            Some(name) => {
+                self.send_prepared(&client, sql, values, &name, commit)
                     .await
+            }
+            None => {
+                let request = prepared::inline(sql, values);
+                self.send_json(&client, &request, commit).await
             }
         };
         match sent {
@@ -249,20 +282,22 @@ impl Database {
         sql: &str,
         values: &[String],
         name: &prepared::Name,
+        commit: Commit,
     ) -> Result<T, SendError> {
         let session = Arc::as_ptr(&client.statement_cache) as usize;
         if self.prepared.has(session, name) {
             let execute = prepared::execute(&name.text, values);
-            match self.send_json(client, &execute).await {
+            match self.send_json(client, &execute, commit).await {
                 Err(SendError::NotPrepared(_)) => self.prepared.set(session, name, false),
                 other => return other,
             }
         }
         let prepare = prepared::prepare_and_execute(&name.text, sql, values);
-        match self.send_json(client, &prepare).await {
+        match self.send_json(client, &prepare, commit).await {
             Err(SendError::AlreadyPrepared(_)) => {
                 self.prepared.set(session, name, true);
-                self.send_json(client, &prepared::inline(sql, values)).await
+                let request = prepared::inline(sql, values);
+                self.send_json(client, &request, commit).await
             }
             Ok(value) => {
                 self.prepared.set(session, name, true);
@@ -287,7 +322,8 @@ impl Database {
         client: &tokio_postgres::Client,
         sql: &str,
     ) -> Result<T, DbError> {
-        in_scope(self.project.clone(), self.send_json(client, sql))
+        let sent = self.send_json(client, sql, Commit::Durable);
+        in_scope(self.project.clone(), sent)
             .await
             .map_err(SendError::into_error)
     }
@@ -296,10 +332,15 @@ impl Database {
         &self,
         client: &tokio_postgres::Client,
         sql: &str,
+        commit: Commit,
     ) -> Result<T, SendError> {
         let request = format!(
-            "SET LOCAL statement_timeout = {}; {sql}",
-            self.statement_timeout.as_millis().max(1)
+            "SET LOCAL statement_timeout = {}; {}{sql}",
+            self.statement_timeout.as_millis().max(1),
+            match commit {
+                Commit::Durable => "",
+                Commit::Redoable => "SET LOCAL synchronous_commit = off; ",
+            }
         );
         // The server's timeout should fire first; this one is for a network
         // that stopped answering.

@@ -55,12 +55,13 @@ pub fn claim_lease_sql(instance_id: &str, ttl: Duration) -> String {
 }
 
 /// Takes the lease if free or expired, renews it if ours; says who holds it.
+/// A claim lost in a crash of the server is made again next interval.
 pub async fn claim_lease(
     db: &Database,
     instance_id: &str,
     ttl: Duration,
 ) -> Result<Lease, DbError> {
-    db.query_json_prepared(&claim_lease_sql(instance_id, ttl))
+    db.write_redoable(&claim_lease_sql(instance_id, ttl), &[])
         .await
 }
 

@@ -222,7 +222,7 @@ pub fn reset_stuck_sql(rules: &StuckRules, ids: Option<&[String]>) -> (String, P
 /// in `ocr_attempts`.
 pub async fn reset_stuck(db: &Database, rules: &StuckRules) -> Result<StuckResets, DbError> {
     let (sql, params) = reset_stuck_sql(rules, None);
-    db.query_json_prepared_with(&sql, params.values()).await
+    db.write_redoable(&sql, params.values()).await
 }
 
 /// [`reset_stuck`] among the jobs of `ids` alone (the candidates of
@@ -234,15 +234,18 @@ pub async fn reset_stuck_ids(
     ids: &[String],
 ) -> Result<StuckResets, DbError> {
     let (sql, params) = reset_stuck_sql(rules, Some(ids));
-    db.query_json_prepared_with(&sql, params.values()).await
+    db.write_redoable(&sql, params.values()).await
 }
 
-/// [`reset_stuck`] with the plain rule: what `reset-stuck-jobs` runs.
+/// [`reset_stuck`] with the plain rule: what `reset-stuck-jobs` runs,
+/// committed durably (an operator's command says what it did once).
 pub async fn reset_stuck_jobs(
     db: &Database,
     stuck_after: Duration,
 ) -> Result<Vec<ReleasedJob>, DbError> {
-    Ok(reset_stuck(db, &StuckRules::plain(stuck_after)).await?.jobs)
+    let (sql, params) = reset_stuck_sql(&StuckRules::plain(stuck_after), None);
+    let resets: StuckResets = db.query_json_prepared_with(&sql, params.values()).await?;
+    Ok(resets.jobs)
 }
 
 /// The jobs [`reset_stuck_jobs`] would put back in the queue now, changing

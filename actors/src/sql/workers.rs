@@ -89,7 +89,7 @@ pub async fn mark_offline(
         return Ok(Vec::new());
     }
     let (sql, params) = mark_offline_sql(judged);
-    db.query_json_prepared_with(&sql, params.values()).await
+    db.write_redoable(&sql, params.values()).await
 }
 
 /// Outcome of [`release_jobs_of`].
@@ -166,7 +166,7 @@ pub async fn release_jobs_of(
     }
     if indexed {
         let (sql, params) = release_jobs_of_sql(workers, attempts, None);
-        return db.query_json_prepared_with(&sql, params.values()).await;
+        return db.write_redoable(&sql, params.values()).await;
     }
     let (sql, params) = held_jobs_sql(workers);
     let held: Vec<String> = db.query_json_prepared_with(&sql, params.values()).await?;
@@ -175,7 +175,7 @@ pub async fn release_jobs_of(
     }
     let among = &held[..held.len().min(BATCH)];
     let (sql, params) = release_jobs_of_sql(workers, attempts, Some(among));
-    let mut r: Released = db.query_json_prepared_with(&sql, params.values()).await?;
+    let mut r: Released = db.write_redoable(&sql, params.values()).await?;
     if held.len() > BATCH {
         // More jobs than one batch: any of these workers may hold some.
         r.remaining = workers.to_vec();
