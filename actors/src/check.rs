@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::database::{Database, DbError};
 use crate::features::Features;
 use crate::fleet::Fleet;
+use crate::held_verdict::HeldVerdict;
 use crate::kind::ChildKind;
 use crate::role::Role;
 use crate::settings::Settings;
@@ -45,6 +46,8 @@ pub struct RunContext {
     pub fleet: Arc<Fleet>,
     /// The health check's answer to the stuck rule's look, when it gave one.
     pub stuck_verdict: StuckVerdict,
+    /// The jobs of dead workers, as the health check's pass listed them.
+    pub held_verdict: HeldVerdict,
 }
 
 /// Where a run's outcome goes.

@@ -20,6 +20,7 @@ use crate::database::{Database, MAX_CONNECTIONS};
 use crate::fault::{Fault, InjectChildFault, InjectEnvironmentFault};
 use crate::features::Features;
 use crate::health_reporter::HealthReporter;
+use crate::held_verdict::HeldVerdict;
 use crate::kind::{ActorKind, ChildKind};
 use crate::leader::{self, LeaderElection, LockSession};
 use crate::project::Project;
@@ -101,6 +102,7 @@ impl Environment {
             features,
             fleet,
             stuck_verdict: StuckVerdict::default(),
+            held_verdict: HeldVerdict::default(),
         };
         Environment {
             scope: ProjectScope {

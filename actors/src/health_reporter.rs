@@ -13,7 +13,9 @@
 //! could read the whole table, and one pass counting exactly every run
 //! costs less. The probe (with the stuck rules' indexes), or that pass
 //! (without any index), also answers the stuck rule's look
-//! ([`StuckVerdict`](crate::stuck_verdict::StuckVerdict)). An anomaly ([`crate::anomaly`]) is warned about when it
+//! ([`StuckVerdict`](crate::stuck_verdict::StuckVerdict)); that pass lists
+//! the jobs of the workers found dead too
+//! ([`HeldVerdict`](crate::held_verdict::HeldVerdict)). An anomaly ([`crate::anomaly`]) is warned about when it
 //! starts, repeated at most once per `health_log_every` while it lasts, and
 //! its end is logged at INFO. Its start and its end are alerted. An
 //! instance that does not speak for the project ([`Role::speaks`](crate::Role::speaks):
@@ -30,7 +32,7 @@ use crate::events::Event;
 use crate::kind::ChildKind;
 use crate::sql::{self, HealthCounts, HealthProbe};
 use crate::stuck_job_resetter::stuck_rules;
-use crate::worker_reaper::judge;
+use crate::worker_reaper::{MAX_BATCHES, judge};
 
 /// The check; remembers when it last logged what.
 #[derive(Debug, Default)]
@@ -115,11 +117,19 @@ impl Check for HealthReporter {
                 } else {
                     // The one pass over the table answers the stuck
                     // rule's look too (see `stuck_verdict`).
+                    // And lists the jobs of dead workers (see `held_verdict`).
                     let may_be_stuck = sql::may_be_stuck_condition(&stuck_rules(&allowed, &cx));
+                    let mut owed = Vec::new();
+                    if !allowed.processing_indexed {
+                        owed = cx.fleet.owed(db.project());
+                        owed.truncate(MAX_BATCHES * sql::BATCH);
+                    }
                     let began = Instant::now();
-                    let (counts, candidates) =
-                        sql::health_counts_and_look(&db, dead_after, &may_be_stuck).await?;
-                    cx.stuck_verdict.record(began, candidates);
+                    cx.held_verdict.begin(began, owed.clone());
+                    let (counts, listed) =
+                        sql::health_counts_and_look(&db, dead_after, &may_be_stuck, &owed).await?;
+                    cx.stuck_verdict.record(began, listed.stuck_candidates);
+                    cx.held_verdict.record(began, listed.held);
                     counts
                 };
                 health = Some(Health {

@@ -47,6 +47,7 @@ pub mod fault;
 pub mod features;
 pub mod fleet;
 pub mod health_reporter;
+pub mod held_verdict;
 pub mod histogram;
 pub mod history;
 pub mod identifier;

@@ -8,7 +8,10 @@
 //!   heartbeat is still the one judged;
 //! - every job a dead worker holds here goes back to the queue (or to
 //!   failed, out of attempts), whichever project saw it die; a job locked
-//!   by another session is released by a later run, never forgotten;
+//!   by another session is released by a later run, never forgotten
+//!   (without the index on the workers' jobs, found by the health check's
+//!   pass over the table where it makes one, see
+//!   [`held_verdict`](crate::held_verdict));
 //! - now and then (at start, every `MONITOR_HEALTH_LOG_EVERY`, and while
 //!   some wait for confirmation) the holders of jobs with no live row
 //!   here (offline, or never registered) are judged too.
@@ -24,6 +27,7 @@ use crate::check::{Check, Gate, Reporting, RunContext, Running, StandingBy};
 use crate::database::{Database, DbError};
 use crate::events::Event;
 use crate::fleet::{Judge, Skew};
+use crate::held_verdict::Held;
 use crate::kind::ChildKind;
 use crate::report::{alert_batch, sample, summarize};
 use crate::sql::{self, BATCH, ReleasedJob};
@@ -148,9 +152,24 @@ impl Check for WorkerReaper {
                     out.marked.extend(sql::mark_offline(&db, batch).await?);
                     out.marked.sort();
                 }
+                // Without the index on the workers' jobs, the health
+                // check's pass may have listed them (see `held_verdict`).
+                let max_age = cx.settings.check_interval * 3 / 2;
                 for batch in owed.chunks(BATCH) {
-                    let mut r =
-                        sql::release_jobs_of(&db, batch, attempts.as_ref(), indexed).await?;
+                    let held = match indexed {
+                        true => Held::Unknown,
+                        false => cx.held_verdict.of(batch, max_age),
+                    };
+                    let mut r = match held {
+                        Held::Listed(held) => {
+                            sql::release_listed(&db, batch, attempts.as_ref(), &held).await?
+                        }
+                        Held::UnderWay => continue,
+                        Held::NextPass if batch.iter().all(|w| judged.died.contains(w)) => {
+                            continue;
+                        }
+                        _ => sql::release_jobs_of(&db, batch, attempts.as_ref(), indexed).await?,
+                    };
                     // Sorted here: the database's collation is not Rust's order.
                     r.remaining.sort();
                     let paid: Vec<String> = batch

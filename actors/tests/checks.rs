@@ -23,6 +23,7 @@ fn context() -> RunContext {
         features: Features::new("test"),
         fleet: fleet(),
         stuck_verdict: Default::default(),
+        held_verdict: Default::default(),
     }
 }
 
@@ -272,4 +273,73 @@ fn with_indexes_the_health_probe_answers_the_look() {
     let probed = db.run(async |db| reporter.run_once(&db, &cx).await.unwrap());
     assert!(probed.probe.is_some());
     reset_as_listed(&mut db, &cx, &again);
+}
+
+/// Runs the reaper until it marks `worker` offline; returns what it
+/// released in that run.
+fn reap_until_marked(
+    db: &TestDb,
+    cx: &RunContext,
+    reaper: &mut WorkerReaper,
+    worker: &str,
+) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "{worker} never marked offline");
+        let out = db.run(async |db| reaper.run_once(&db, cx).await.unwrap());
+        if out.marked.iter().any(|w| w == worker) {
+            return out.released.into_iter().map(|j| j.id).collect();
+        }
+    }
+}
+
+/// Without any of the indexes, the health check's pass lists the jobs of
+/// the workers found dead, and the reaper releases them by primary key
+/// without a pass of its own: a worker found dead while a pass is recent
+/// waits for the next pass (a job it took after that pass is left to the
+/// sweep). With no pass recent, the reaper looks itself, in the same run.
+#[test]
+fn without_indexes_the_health_pass_lists_the_dead_workers_jobs() {
+    let mut db = TestDb::new("ck_held");
+    let settings = Settings {
+        dead_worker_after: Duration::from_millis(300),
+        check_interval: Duration::from_secs(60),
+        ..Settings::default()
+    };
+    let cx = RunContext {
+        settings: Arc::new(settings),
+        ..context()
+    };
+    let pass = |db: &TestDb| {
+        db.run(async |db| HealthReporter::default().run_once(&db, &cx).await.unwrap())
+    };
+    let mut reaper = WorkerReaper::new();
+
+    // No pass yet: the reaper looks itself.
+    db.worker("a", "busy", "10 minutes");
+    let [a_job] = db.jobs([(2, Some("a"), Some("1 second"))]);
+    let released = reap_until_marked(&db, &cx, &mut reaper, "a");
+    assert_eq!(
+        released,
+        std::slice::from_ref(&a_job),
+        "looked for in the same run"
+    );
+
+    // A pass is recent, but did not ask about "b": the next one will.
+    assert_eq!(pass(&db).counts.processing_jobs, 0);
+    db.worker("b", "busy", "10 minutes");
+    let [listed] = db.jobs([(2, Some("b"), Some("1 second"))]);
+    let released = reap_until_marked(&db, &cx, &mut reaper, "b");
+    assert!(released.is_empty(), "waits for the next pass: {released:?}");
+    assert_eq!(cx.fleet.owed("test"), ["b"]);
+    assert_eq!(pass(&db).counts.processing_jobs, 1);
+    let [later] = db.jobs([(2, Some("b"), Some("1 second"))]);
+    let out = db.run(async |db| reaper.run_once(&db, &cx).await.unwrap());
+    assert_eq!(
+        common::sorted_ids(&out.released),
+        std::slice::from_ref(&listed),
+        "released as listed, without a look"
+    );
+    assert_eq!(db.statuses(&[&a_job, &listed, &later]), [1, 1, 2]);
+    assert!(cx.fleet.owed("test").is_empty());
 }

@@ -53,6 +53,7 @@ impl Instance {
                 features: Features::new("dev"),
                 fleet: state.fleet(),
                 stuck_verdict: Default::default(),
+                held_verdict: Default::default(),
             },
             state,
         }

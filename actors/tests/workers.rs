@@ -307,3 +307,45 @@ fn one_session_holds_the_lock_and_the_other_sees_who() {
         }
     });
 }
+
+/// The health check's pass over the table lists the processing jobs of the
+/// workers it is asked about (odd names included), no others, up to one
+/// more than a batch (so that a cut list shows).
+#[test]
+fn the_pass_lists_the_jobs_of_the_workers_asked_about() {
+    let mut db = TestDb::new("wk_pass_held");
+    let odd = r#"a"b\c,{}'x"#;
+    let processing = i32::from(PROCESSING.status);
+    let held = db.job(processing, Some(odd), Some("1 second"), "acte:1");
+    db.job(1, Some(odd), None, "acte:2");
+    db.job(processing, Some("other"), Some("1 second"), "acte:3");
+    let look = "false";
+    let asked = [odd.to_string(), "nobody".to_string()];
+    let (counts, listed) = db.run(async |db| {
+        sql::health_counts_and_look(&db, TWO_MINUTES, look, &asked)
+            .await
+            .unwrap()
+    });
+    assert_eq!(counts.processing_jobs, 2);
+    assert_eq!(listed.held, [held]);
+    assert!(listed.stuck_candidates.is_empty());
+    let (_, none) = db.run(async |db| {
+        sql::health_counts_and_look(&db, TWO_MINUTES, look, &[])
+            .await
+            .unwrap()
+    });
+    assert!(none.held.is_empty(), "{none:?}");
+
+    db.exec(&format!(
+        "INSERT INTO extraction_queue (status_id, worker_id, processing_started_at, document_source, document_number)
+         SELECT {processing}, 'many', now(), 'acte', n::text FROM generate_series(1, {}) n",
+        sql::BATCH + 5
+    ));
+    let many = ["many".to_string()];
+    let (_, cut) = db.run(async |db| {
+        sql::health_counts_and_look(&db, TWO_MINUTES, look, &many)
+            .await
+            .unwrap()
+    });
+    assert_eq!(cut.held.len(), sql::BATCH + 1);
+}

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CANDIDATES, interval};
+use super::params::Params;
+use super::{BATCH, CANDIDATES, PROCESSING, interval};
 use crate::database::{Database, DbError};
 
 /// Outcome of [`health_counts`].
@@ -31,22 +32,35 @@ pub async fn health_counts(
         .await
 }
 
+/// What [`health_counts_and_look`] found besides the counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PassListed {
+    /// The jobs that may be stuck, at most [`CANDIDATES`].
+    pub stuck_candidates: Vec<String>,
+    /// The processing jobs of the workers asked about, at most [`BATCH`] + 1.
+    pub held: Vec<String>,
+}
+
 /// [`health_counts`] without the open-status index, in the same pass over
 /// the table: the ids of the rows that meet `may_be_stuck` (the stuck
 /// rule's look, [`may_be_stuck_condition`](super::may_be_stuck_condition)),
-/// at most [`CANDIDATES`].
+/// at most [`CANDIDATES`], and those of the processing jobs that the
+/// `owed` workers (found dead) hold, at most [`BATCH`] + 1.
 pub async fn health_counts_and_look(
     db: &Database,
     dead_after: Duration,
     may_be_stuck: &str,
-) -> Result<(HealthCounts, Vec<String>), DbError> {
+    owed: &[String],
+) -> Result<(HealthCounts, PassListed), DbError> {
     #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
     struct Answer {
         #[serde(flatten)]
         counts: HealthCounts,
-        stuck_candidates: Vec<String>,
+        #[serde(flatten)]
+        listed: PassListed,
     }
+    let mut params = Params::default();
     let sql = format!(
         "SELECT json_build_object(
             'activeWorkers', {workers},
@@ -54,13 +68,19 @@ pub async fn health_counts_and_look(
             'processingJobs', count(*) FILTER (WHERE status_id = 2),
             'errorJobs', count(*) FILTER (WHERE status_id = 4),
             'stuckCandidates', coalesce(
-                (array_agg(id::text) FILTER (WHERE {may_be_stuck}))[1:{CANDIDATES}], '{{}}'))
+                (array_agg(id::text) FILTER (WHERE {may_be_stuck}))[1:{CANDIDATES}], '{{}}'),
+            'held', coalesce(
+                (array_agg(id::text) FILTER (WHERE status_id = {processing} AND worker_id IN {owed}))[1:{held}],
+                '{{}}'))
         FROM extraction_queue
         WHERE status_id IN (1, 2, 4, 6)",
         workers = active_workers(dead_after),
+        processing = PROCESSING.status,
+        owed = params.text_set(owed),
+        held = BATCH + 1,
     );
-    let answer: Answer = db.query_json_prepared(&sql).await?;
-    Ok((answer.counts, answer.stuck_candidates))
+    let answer: Answer = db.query_json_prepared_with(&sql, params.values()).await?;
+    Ok((answer.counts, answer.listed))
 }
 
 /// Counts the workers with a heartbeat within `dead_after`.

@@ -43,8 +43,8 @@ pub use columns::{
 };
 pub use diagnose::{Diagnosis, StatusCount, WorkerRow, diagnose};
 pub use health::{
-    HealthCounts, HealthProbe, health_counts, health_counts_and_look, health_counts_sql,
-    health_probe, health_probe_sql,
+    HealthCounts, HealthProbe, PassListed, health_counts, health_counts_and_look,
+    health_counts_sql, health_probe, health_probe_sql,
 };
 pub use leadership::{LEADER_LOCK, Leadership, leadership, leadership_sql, session_pid};
 pub use lease::{LEASE_TABLE, Lease, Probed, claim_lease, claim_lease_sql, probe_schema};
@@ -58,6 +58,7 @@ pub use stuck::{
 };
 pub use workers::{
     BATCH, Released, holders_without_live_row, mark_offline, read_workers, release_jobs_of,
+    release_listed,
 };
 
 /// A duration as an SQL interval literal, in whole milliseconds.

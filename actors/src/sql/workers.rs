@@ -170,7 +170,19 @@ pub async fn release_jobs_of(
     }
     let (sql, params) = held_jobs_sql(workers);
     let held: Vec<String> = db.query_json_prepared_with(&sql, params.values()).await?;
-    if held.is_empty() {
+    release_listed(db, workers, attempts, &held).await
+}
+
+/// [`release_jobs_of`] without the index on the workers' jobs, when `held`
+/// lists them already (at most [`BATCH`] + 1 ids; others' jobs among them
+/// are left alone): the write reaches them by primary key.
+pub async fn release_listed(
+    db: &Database,
+    workers: &[String],
+    attempts: Option<&AttemptColumns>,
+    held: &[String],
+) -> Result<Released, DbError> {
+    if workers.is_empty() || held.is_empty() {
         return Ok(Released::default());
     }
     let among = &held[..held.len().min(BATCH)];
