@@ -34,12 +34,6 @@ struct Asked {
     workers: BTreeSet<String>,
 }
 
-impl Asked {
-    fn covers(&self, workers: &[String], max_age: Duration) -> bool {
-        self.began.elapsed() <= max_age && workers.iter().all(|w| self.workers.contains(w))
-    }
-}
-
 /// The last pass done, and the one under way.
 #[derive(Debug, Default)]
 struct Passes {
@@ -47,18 +41,17 @@ struct Passes {
     under_way: Option<Asked>,
 }
 
-/// What the passes say of some workers' jobs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Held {
-    /// These are all the processing jobs the workers held (ids, maybe
-    /// none, maybe others' too: the release judges each again).
-    Listed(Vec<String>),
-    /// The pass under way asks about them: its list comes next run.
-    UnderWay,
-    /// A recent pass did not ask about them: the next one will.
-    NextPass,
-    /// No recent pass to go by.
-    Unknown,
+/// How the jobs of owed workers are to be found, by [`HeldVerdict::sort`];
+/// the workers in neither list wait for a pass (they stay owed).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Sorted {
+    /// Workers whose jobs the last pass listed...
+    pub listed: Vec<String>,
+    /// ...and that list (ids, maybe none, maybe others' too: the release
+    /// judges each again).
+    pub held: Vec<String>,
+    /// Workers no pass answers for: to be looked for.
+    pub look: Vec<String>,
 }
 
 /// The passes' lists; cheap to clone, shared by a project's checks.
@@ -82,20 +75,35 @@ impl HeldVerdict {
         }
     }
 
-    /// What the passes begun within `max_age` say of `workers`' jobs.
-    pub fn of(&self, workers: &[String], max_age: Duration) -> Held {
+    /// Sorts `owed` workers by what the passes begun within `max_age` say
+    /// of their jobs: listed by the last pass; asked about by the pass
+    /// under way, or `found_now` (sorted) while passes run (waiting);
+    /// else to look for.
+    pub fn sort(&self, owed: Vec<String>, found_now: &[String], max_age: Duration) -> Sorted {
         let passes = self.lock();
-        let done = passes.done.as_ref().filter(|(_, held)| held.len() <= BATCH);
-        let recent = |a: &Asked| a.began.elapsed() <= max_age;
-        match (done, &passes.under_way) {
-            (Some((asked, held)), _) if asked.covers(workers, max_age) => {
-                Held::Listed(held.clone())
+        let recent = |a: &&Asked| a.began.elapsed() <= max_age;
+        let done = passes
+            .done
+            .as_ref()
+            .filter(|(a, held)| recent(&a) && held.len() <= BATCH);
+        let under_way = passes.under_way.as_ref().filter(recent);
+        let passes_run = done.is_some() || under_way.is_some();
+        let mut sorted = Sorted::default();
+        for w in owed {
+            if done.is_some_and(|(a, _)| a.workers.contains(&w)) {
+                sorted.listed.push(w);
+            } else if under_way.is_some_and(|a| a.workers.contains(&w))
+                || (passes_run && found_now.binary_search(&w).is_ok())
+            {
+                continue;
+            } else {
+                sorted.look.push(w);
             }
-            (_, Some(asked)) if asked.covers(workers, max_age) => Held::UnderWay,
-            (Some((asked, _)), _) if recent(asked) => Held::NextPass,
-            (_, Some(asked)) if recent(asked) => Held::NextPass,
-            _ => Held::Unknown,
         }
+        if let Some((_, held)) = done.filter(|_| !sorted.listed.is_empty()) {
+            sorted.held = held.clone();
+        }
+        sorted
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Passes> {
@@ -111,40 +119,52 @@ mod tests {
         n.iter().map(|s| s.to_string()).collect()
     }
 
+    fn pass(verdict: &HeldVerdict, asked: &[&str], held: &[&str], began: Instant) {
+        verdict.begin(began, names(asked));
+        verdict.record(began, names(held));
+    }
+
+    fn sorted(listed: &[&str], held: &[&str], look: &[&str]) -> Sorted {
+        Sorted {
+            listed: names(listed),
+            held: names(held),
+            look: names(look),
+        }
+    }
+
     #[test]
     fn a_recent_pass_answers_for_the_workers_it_asked_about() {
         let verdict = HeldVerdict::default();
         let minute = Duration::from_secs(60);
-        let pass = |asked: &[&str], held: &[&str], began: Instant| {
-            verdict.begin(began, names(asked));
-            verdict.record(began, names(held));
-        };
+        let sort = |owed: &[&str], now: &[&str]| verdict.sort(names(owed), &names(now), minute);
         assert_eq!(
-            verdict.of(&names(&["a"]), minute),
-            Held::Unknown,
+            sort(&["a"], &["a"]),
+            sorted(&[], &[], &["a"]),
             "no pass yet"
         );
-        pass(&["a", "b"], &["j1"], Instant::now());
+        pass(&verdict, &["a", "b"], &["j1"], Instant::now());
+        assert_eq!(sort(&["a", "b"], &[]), sorted(&["a", "b"], &["j1"], &[]));
+        // "c" found dead now waits for the next pass; "d", owed from
+        // before and not asked about, is looked for.
         assert_eq!(
-            verdict.of(&names(&["a"]), minute),
-            Held::Listed(names(&["j1"]))
+            sort(&["a", "c", "d"], &["c"]),
+            sorted(&["a"], &["j1"], &["d"])
         );
+        pass(&verdict, &["a"], &[], Instant::now());
+        assert_eq!(sort(&["a"], &[]), sorted(&["a"], &[], &[]));
+        pass(&verdict, &["a"], &[], Instant::now() - 2 * minute);
         assert_eq!(
-            verdict.of(&names(&["a", "b"]), minute),
-            Held::Listed(names(&["j1"]))
+            sort(&["a", "c"], &["c"]),
+            sorted(&[], &[], &["a", "c"]),
+            "too old"
         );
-        assert_eq!(verdict.of(&names(&["a", "c"]), minute), Held::NextPass);
-        pass(&["a"], &[], Instant::now());
-        assert_eq!(verdict.of(&names(&["a"]), minute), Held::Listed(Vec::new()));
-        pass(&["a"], &[], Instant::now() - 2 * minute);
-        assert_eq!(verdict.of(&names(&["a"]), minute), Held::Unknown, "too old");
         let cut: Vec<String> = (0..=BATCH).map(|i| format!("j{i}")).collect();
         let began = Instant::now();
         verdict.begin(began, names(&["a"]));
         verdict.record(began, cut);
         assert_eq!(
-            verdict.of(&names(&["a"]), minute),
-            Held::Unknown,
+            sort(&["a"], &[]),
+            sorted(&[], &[], &["a"]),
             "cut at its cap"
         );
     }
@@ -153,24 +173,16 @@ mod tests {
     fn a_pass_under_way_answers_next_run() {
         let verdict = HeldVerdict::default();
         let minute = Duration::from_secs(60);
+        let sort = |owed: &[&str]| verdict.sort(names(owed), &[], minute);
         let first = Instant::now();
-        verdict.begin(first, names(&["a"]));
-        verdict.record(first, names(&["j1"]));
+        pass(&verdict, &["a"], &["j1"], first);
         let second = Instant::now();
         verdict.begin(second, names(&["a", "b"]));
-        assert_eq!(
-            verdict.of(&names(&["a"]), minute),
-            Held::Listed(names(&["j1"]))
-        );
-        assert_eq!(verdict.of(&names(&["b"]), minute), Held::UnderWay);
-        assert_eq!(verdict.of(&names(&["c"]), minute), Held::NextPass);
+        assert_eq!(sort(&["a", "b", "c"]), sorted(&["a"], &["j1"], &["c"]));
         // A late answer of an earlier pass does not pass for this one's.
         verdict.record(first, names(&["j9"]));
-        assert_eq!(verdict.of(&names(&["b"]), minute), Held::UnderWay);
+        assert_eq!(sort(&["b"]), sorted(&[], &[], &[]));
         verdict.record(second, names(&["j2"]));
-        assert_eq!(
-            verdict.of(&names(&["b"]), minute),
-            Held::Listed(names(&["j2"]))
-        );
+        assert_eq!(sort(&["b"]), sorted(&["b"], &["j2"], &[]));
     }
 }

@@ -27,7 +27,7 @@ use crate::check::{Check, Gate, Reporting, RunContext, Running, StandingBy};
 use crate::database::{Database, DbError};
 use crate::events::Event;
 use crate::fleet::{Judge, Skew};
-use crate::held_verdict::Held;
+use crate::held_verdict::Sorted;
 use crate::kind::ChildKind;
 use crate::report::{alert_batch, sample, summarize};
 use crate::sql::{self, BATCH, ReleasedJob};
@@ -154,21 +154,26 @@ impl Check for WorkerReaper {
                 }
                 // Without the index on the workers' jobs, the health
                 // check's pass may have listed them (see `held_verdict`).
-                let max_age = cx.settings.check_interval * 3 / 2;
-                for batch in owed.chunks(BATCH) {
-                    let held = match indexed {
-                        true => Held::Unknown,
-                        false => cx.held_verdict.of(batch, max_age),
-                    };
+                let sorted = match indexed {
+                    true => Sorted {
+                        look: owed,
+                        ..Sorted::default()
+                    },
+                    false => {
+                        let max_age = cx.settings.check_interval * 3 / 2;
+                        cx.held_verdict.sort(owed, &judged.died, max_age)
+                    }
+                };
+                let listed = sorted.listed.chunks(BATCH).map(|b| (b, Some(&sorted.held)));
+                let look = sorted.look.chunks(BATCH).map(|b| (b, None));
+                for (batch, held) in listed.chain(look) {
                     let mut r = match held {
-                        Held::Listed(held) => {
-                            sql::release_listed(&db, batch, attempts.as_ref(), &held).await?
+                        Some(held) => {
+                            sql::release_listed(&db, batch, attempts.as_ref(), held).await?
                         }
-                        Held::UnderWay => continue,
-                        Held::NextPass if batch.iter().all(|w| judged.died.contains(w)) => {
-                            continue;
+                        None => {
+                            sql::release_jobs_of(&db, batch, attempts.as_ref(), indexed).await?
                         }
-                        _ => sql::release_jobs_of(&db, batch, attempts.as_ref(), indexed).await?,
                     };
                     // Sorted here: the database's collation is not Rust's order.
                     r.remaining.sort();
