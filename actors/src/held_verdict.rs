@@ -41,8 +41,7 @@ struct Passes {
     under_way: Option<Asked>,
 }
 
-/// How the jobs of owed workers are to be found, by [`HeldVerdict::sort`];
-/// the workers in neither list wait for a pass (they stay owed).
+/// How the jobs of owed workers are to be found, by [`HeldVerdict::sort`].
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Sorted {
     /// Workers whose jobs the last pass listed...
@@ -52,6 +51,8 @@ pub struct Sorted {
     pub held: Vec<String>,
     /// Workers no pass answers for: to be looked for.
     pub look: Vec<String>,
+    /// Workers a coming pass will answer for (they stay owed), sorted.
+    pub waiting: Vec<String>,
 }
 
 /// The passes' lists; cheap to clone, shared by a project's checks.
@@ -95,7 +96,7 @@ impl HeldVerdict {
             } else if under_way.is_some_and(|a| a.workers.contains(&w))
                 || (passes_run && found_now.binary_search(&w).is_ok())
             {
-                continue;
+                sorted.waiting.push(w);
             } else {
                 sorted.look.push(w);
             }
@@ -103,6 +104,7 @@ impl HeldVerdict {
         if let Some((_, held)) = done.filter(|_| !sorted.listed.is_empty()) {
             sorted.held = held.clone();
         }
+        sorted.waiting.sort();
         sorted
     }
 
@@ -124,11 +126,12 @@ mod tests {
         verdict.record(began, names(held));
     }
 
-    fn sorted(listed: &[&str], held: &[&str], look: &[&str]) -> Sorted {
+    fn sorted(listed: &[&str], held: &[&str], look: &[&str], waiting: &[&str]) -> Sorted {
         Sorted {
             listed: names(listed),
             held: names(held),
             look: names(look),
+            waiting: names(waiting),
         }
     }
 
@@ -139,23 +142,26 @@ mod tests {
         let sort = |owed: &[&str], now: &[&str]| verdict.sort(names(owed), &names(now), minute);
         assert_eq!(
             sort(&["a"], &["a"]),
-            sorted(&[], &[], &["a"]),
+            sorted(&[], &[], &["a"], &[]),
             "no pass yet"
         );
         pass(&verdict, &["a", "b"], &["j1"], Instant::now());
-        assert_eq!(sort(&["a", "b"], &[]), sorted(&["a", "b"], &["j1"], &[]));
+        assert_eq!(
+            sort(&["a", "b"], &[]),
+            sorted(&["a", "b"], &["j1"], &[], &[])
+        );
         // "c" found dead now waits for the next pass; "d", owed from
         // before and not asked about, is looked for.
         assert_eq!(
             sort(&["a", "c", "d"], &["c"]),
-            sorted(&["a"], &["j1"], &["d"])
+            sorted(&["a"], &["j1"], &["d"], &["c"])
         );
         pass(&verdict, &["a"], &[], Instant::now());
-        assert_eq!(sort(&["a"], &[]), sorted(&["a"], &[], &[]));
+        assert_eq!(sort(&["a"], &[]), sorted(&["a"], &[], &[], &[]));
         pass(&verdict, &["a"], &[], Instant::now() - 2 * minute);
         assert_eq!(
             sort(&["a", "c"], &["c"]),
-            sorted(&[], &[], &["a", "c"]),
+            sorted(&[], &[], &["a", "c"], &[]),
             "too old"
         );
         let cut: Vec<String> = (0..=BATCH).map(|i| format!("j{i}")).collect();
@@ -164,7 +170,7 @@ mod tests {
         verdict.record(began, cut);
         assert_eq!(
             sort(&["a"], &[]),
-            sorted(&[], &[], &["a"]),
+            sorted(&[], &[], &["a"], &[]),
             "cut at its cap"
         );
     }
@@ -178,11 +184,14 @@ mod tests {
         pass(&verdict, &["a"], &["j1"], first);
         let second = Instant::now();
         verdict.begin(second, names(&["a", "b"]));
-        assert_eq!(sort(&["a", "b", "c"]), sorted(&["a"], &["j1"], &["c"]));
+        assert_eq!(
+            sort(&["a", "b", "c"]),
+            sorted(&["a"], &["j1"], &["c"], &["b"])
+        );
         // A late answer of an earlier pass does not pass for this one's.
         verdict.record(first, names(&["j9"]));
-        assert_eq!(sort(&["b"]), sorted(&[], &[], &[]));
+        assert_eq!(sort(&["b"]), sorted(&[], &[], &[], &["b"]));
         verdict.record(second, names(&["j2"]));
-        assert_eq!(sort(&["b"]), sorted(&["b"], &["j2"], &[]));
+        assert_eq!(sort(&["b"]), sorted(&["b"], &["j2"], &[], &[]));
     }
 }

@@ -18,6 +18,7 @@
 //!
 //! Each release counts as an attempt of the job, as for stuck jobs.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use actix::Message;
@@ -51,6 +52,11 @@ pub struct Reaping {
     pub marked: Vec<String>,
     /// Jobs put back in the queue (or failed).
     pub released: Vec<ReleasedJob>,
+    /// Workers marked now whose jobs wait for the health check's next pass
+    /// (see `held_verdict`): their death is said with their jobs.
+    pub waiting: Vec<String>,
+    /// Workers whose jobs this run released or found none of, sorted.
+    pub handled: Vec<String>,
     /// Workers newly found with a skewed clock.
     pub skews: Vec<Skew>,
     /// A statement failed after others made progress: kept, and the rest
@@ -71,6 +77,9 @@ pub struct WorkerReaper {
     cursor: Option<String>,
     /// The last run handled an incident's worth of rows.
     was_big: bool,
+    /// Workers marked offline whose death is said once their jobs are
+    /// released (their jobs waited for a pass, see `held_verdict`).
+    unsaid: BTreeSet<String>,
 }
 
 /// Rows (read, marked or released) that make a run an incident's: once
@@ -117,7 +126,10 @@ impl Check for WorkerReaper {
         if sweep {
             self.last_sweep = Some(Instant::now());
         }
-        let owed = owed_in_turn(cx.fleet.owed(db.project()), self.cursor.as_deref());
+        let owed = cx.fleet.owed(db.project());
+        // A worker no longer owed came back to life: nothing to say.
+        self.unsaid.retain(|w| owed.binary_search(w).is_ok());
+        let owed = owed_in_turn(owed, self.cursor.as_deref());
         self.cursor = owed.last().cloned();
         async move {
             let allowed = cx.features.get(&db, &cx.settings).await?;
@@ -164,6 +176,10 @@ impl Check for WorkerReaper {
                         cx.held_verdict.sort(owed, &judged.died, max_age)
                     }
                 };
+                out.waiting = (out.marked.iter())
+                    .filter(|w| sorted.waiting.binary_search(w).is_ok())
+                    .cloned()
+                    .collect();
                 let listed = sorted.listed.chunks(BATCH).map(|b| (b, Some(&sorted.held)));
                 let look = sorted.look.chunks(BATCH).map(|b| (b, None));
                 for (batch, held) in listed.chain(look) {
@@ -184,6 +200,8 @@ impl Check for WorkerReaper {
                         .collect();
                     cx.fleet.paid(&project, &paid);
                     out.released.extend(r.released);
+                    out.handled.extend(batch.iter().cloned());
+                    out.handled.sort();
                 }
                 Ok::<(), DbError>(())
             };
@@ -221,7 +239,19 @@ impl Check for WorkerReaper {
             log::warn!(environment = to.project, error = e.to_string().as_str();
                 "Reaping cut short: what was done is kept, the rest is done on the next run");
         }
-        if out.marked.is_empty() && out.released.is_empty() {
+        // Deaths whose jobs waited for a pass are said with them.
+        self.unsaid.extend(out.waiting.iter().cloned());
+        let mut dead: Vec<String> = (out.marked.iter())
+            .filter(|w| !self.unsaid.contains(*w))
+            .cloned()
+            .collect();
+        for w in &out.handled {
+            if self.unsaid.remove(w) {
+                dead.push(w.clone());
+            }
+        }
+        dead.sort();
+        if dead.is_empty() && out.marked.is_empty() && out.released.is_empty() {
             return;
         }
         let failed = out.released.iter().filter(|j| j.failed).count() as u64;
@@ -233,10 +263,10 @@ impl Check for WorkerReaper {
         let (local, elsewhere): (Vec<_>, Vec<_>) = out.released.into_iter().partition(|j| {
             j.worker
                 .as_ref()
-                .is_some_and(|w| out.marked.binary_search(w).is_ok())
+                .is_some_and(|w| dead.binary_search(w).is_ok())
         });
-        if !out.marked.is_empty() {
-            report_dead(&out.marked, &local, to);
+        if !dead.is_empty() {
+            report_dead(&dead, &local, to);
         }
         if !elsewhere.is_empty() {
             let message = "💀 Released jobs of dead workers";
