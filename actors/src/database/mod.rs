@@ -221,11 +221,10 @@ impl Database {
     /// next run would make again if it were lost: its commit does not wait
     /// for the disk (`synchronous_commit = off`). A crash of the server can
     /// lose the last such commits (by default, at most those of its last
-    /// 0.6 s), never
-    /// half of one, and a later durable commit makes them durable too;
-    /// what they healed is found and healed again. The wait is most of
-    /// what a small write costs its database (a flush, and on a primary
-    /// with synchronous standbys, a round trip to them).
+    /// 0.6 s), never half of one, and a later durable commit makes them
+    /// durable too; what they healed is found and healed again. The wait
+    /// is most of what a small write costs its database (a flush, and on a
+    /// primary with synchronous standbys, a round trip to them).
     pub async fn write_redoable<T: serde::de::DeserializeOwned>(
         &self,
         sql: &str,
