@@ -55,7 +55,7 @@ pub struct Reaping {
     /// Workers marked now whose jobs wait for the health check's next pass
     /// (see `held_verdict`): their death is said with their jobs.
     pub waiting: Vec<String>,
-    /// Workers whose jobs this run released or found none of, sorted.
+    /// Workers whose jobs this run released or found none of.
     pub handled: Vec<String>,
     /// Workers newly found with a skewed clock.
     pub skews: Vec<Skew>,
@@ -166,15 +166,14 @@ impl Check for WorkerReaper {
                 }
                 // Without the index on the workers' jobs, the health
                 // check's pass may have listed them (see `held_verdict`).
-                let sorted = match indexed {
-                    true => Sorted {
+                let sorted = if indexed {
+                    Sorted {
                         look: owed,
                         ..Sorted::default()
-                    },
-                    false => {
-                        let max_age = cx.settings.check_interval * 3 / 2;
-                        cx.held_verdict.sort(owed, &judged.died, max_age)
                     }
+                } else {
+                    let max_age = cx.settings.check_interval * 3 / 2;
+                    cx.held_verdict.sort(owed, &judged.died, max_age)
                 };
                 out.waiting = (out.marked.iter())
                     .filter(|w| sorted.waiting.binary_search(w).is_ok())
@@ -201,7 +200,6 @@ impl Check for WorkerReaper {
                     cx.fleet.paid(&project, &paid);
                     out.released.extend(r.released);
                     out.handled.extend(batch.iter().cloned());
-                    out.handled.sort();
                 }
                 Ok::<(), DbError>(())
             };

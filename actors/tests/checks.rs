@@ -27,6 +27,19 @@ fn context() -> RunContext {
     }
 }
 
+/// A context where a silent worker is dead after 300 ms.
+fn reaping_context(check_interval: Duration) -> RunContext {
+    let settings = Settings {
+        dead_worker_after: Duration::from_millis(300),
+        check_interval,
+        ..Settings::default()
+    };
+    RunContext {
+        settings: Arc::new(settings),
+        ..context()
+    }
+}
+
 /// A fleet that knows the test's one project.
 fn fleet() -> Arc<Fleet> {
     let fleet = Arc::new(Fleet::default());
@@ -146,15 +159,7 @@ fn the_reaper_frees_every_job_of_the_dead_locked_or_not() {
         (2, Some("slow"), Some("10 minutes")),
     ]);
     let lock = db.lock_job(&locked);
-    let settings = Settings {
-        dead_worker_after: Duration::from_millis(300),
-        check_interval: Duration::from_millis(100),
-        ..Settings::default()
-    };
-    let cx = RunContext {
-        settings: Arc::new(settings),
-        ..context()
-    };
+    let cx = reaping_context(Duration::from_millis(100));
     let mut reaper = WorkerReaper::new();
     let mut marked = Vec::new();
     let mut released = Vec::new();
@@ -301,15 +306,7 @@ fn reap_until_marked(
 #[test]
 fn without_indexes_the_health_pass_lists_the_dead_workers_jobs() {
     let mut db = TestDb::new("ck_held");
-    let settings = Settings {
-        dead_worker_after: Duration::from_millis(300),
-        check_interval: Duration::from_secs(60),
-        ..Settings::default()
-    };
-    let cx = RunContext {
-        settings: Arc::new(settings),
-        ..context()
-    };
+    let cx = reaping_context(Duration::from_secs(60));
     let pass = |db: &TestDb| {
         db.run(async |db| HealthReporter::default().run_once(&db, &cx).await.unwrap())
     };

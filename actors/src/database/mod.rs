@@ -212,9 +212,8 @@ impl Database {
         sql: &str,
         values: &[String],
     ) -> Result<T, DbError> {
-        let name = self.prepared.name(sql);
-        let run = self.query_json_pooled(sql, values, name, Commit::Durable);
-        in_scope(self.project.clone(), run).await
+        self.query_json_prepared_as(sql, values, Commit::Durable)
+            .await
     }
 
     /// [`Database::query_json_prepared_with`] for a healing write that the
@@ -230,8 +229,18 @@ impl Database {
         sql: &str,
         values: &[String],
     ) -> Result<T, DbError> {
+        self.query_json_prepared_as(sql, values, Commit::Redoable)
+            .await
+    }
+
+    async fn query_json_prepared_as<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        values: &[String],
+        commit: Commit,
+    ) -> Result<T, DbError> {
         let name = self.prepared.name(sql);
-        let run = self.query_json_pooled(sql, values, name, Commit::Redoable);
+        let run = self.query_json_pooled(sql, values, name, commit);
         in_scope(self.project.clone(), run).await
     }
 
