@@ -12,7 +12,8 @@
 # stops it with SIGTERM and drops the databases (KEEP=1 keeps them).
 #
 # Up to 10 projects connect directly (connections counted in
-# pg_stat_activity by application_name). More go through a PgBouncer in
+# pg_stat_activity by application_name, the election's sessions included).
+# More go through a PgBouncer in
 # transaction mode that this script starts on 127.0.0.1:6433 (as Supabase's
 # pooler would be), capped at 10 server connections: a local server with
 # max_connections = 100 cannot give 100 projects one connection each.
@@ -115,7 +116,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 status() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$pid/status"; }
 connections() {
     if [ "$mode" = direct ]; then
-        sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'registre-monitor' AND datname LIKE '${prefix}_%'"
+        sql "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'registre-monitor%' AND datname LIKE '${prefix}_%'"
     else
         ss -Htnp state established '( dport = :6433 )' | grep -c "pid=$pid," || true
     fi

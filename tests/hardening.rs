@@ -145,7 +145,13 @@ fn tls_modes_behave_as_libpq_says() {
                 &with("sslmode=disable&application_name=tls-disable"),
             ),
         ],
-        &[("MONITOR_HEALTH_LOG_EVERY", "200ms")],
+        // No election: its session, which the checks send on, names
+        // itself after the instance, and the pool's connections keep the
+        // names given here.
+        &[
+            ("MONITOR_HEALTH_LOG_EVERY", "200ms"),
+            ("MONITOR_LEADER_ELECTION", "off"),
+        ],
     );
     let monitor = Monitor::start(&vars);
     for env in ["require", "verifyca", "plain"] {

@@ -16,7 +16,7 @@ fn waiting_backend(db: &mut TestDb) -> Option<i32> {
         .query_opt(
             "SELECT pid FROM pg_stat_activity
              WHERE datname = current_database() AND pid <> pg_backend_pid()
-               AND application_name = 'registre-monitor' AND state = 'active'
+               AND application_name LIKE 'registre-monitor%' AND state = 'active'
                AND wait_event_type = 'Lock' AND query LIKE '%worker_status%'
              LIMIT 1",
             &[],

@@ -51,7 +51,7 @@ struct Faults {
 fn kill_monitor_backends(client: &mut postgres::Client, database: &str) -> i64 {
     let sql = format!(
         "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-         WHERE datname = '{database}' AND application_name = 'registre-monitor') t"
+         WHERE datname = '{database}' AND application_name LIKE 'registre-monitor%') t"
     );
     client.query_one(&sql, &[]).unwrap().get(0)
 }

@@ -83,17 +83,18 @@ impl Environment {
         let (name, instance) = (project.name.as_str(), settings.instance_id.as_str());
         let pooled = leader::is_transaction_pooler(&project);
         let off = settings.leader_election == ElectionMode::Off;
-        // The checks share two connections, so that one check stuck on its
-        // connection never stalls the others; the election's lock session
-        // (never opened where the lease table exists) is a third.
+        state.add_project(name);
+        let session = leader::start(&state, name, instance, off, pooled);
+        // The checks send on the election's session while it is free, and
+        // share two pooled connections otherwise, so that one check stuck
+        // on its connection never stalls the others.
         let db = Database::with_max_size(
             &project,
             settings.connect_timeout,
             settings.statement_timeout,
             MAX_CONNECTIONS,
-        );
-        state.add_project(name);
-        let session = leader::start(&state, name, instance, off, pooled);
+        )
+        .with_home(session.home());
         let features = Features::new(name);
         let fleet = state.fleet();
         fleet.add_project(name);

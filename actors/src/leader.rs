@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use crate::check::{Check, Gate, Reporting, RunContext, Running};
-use crate::database::{Database, DbError};
+use crate::database::{Database, DbError, HomeSession};
 use crate::events::Event;
 use crate::kind::ChildKind;
 use crate::project::Project;
@@ -70,7 +70,9 @@ pub struct LockSession {
     no_lock: AtomicBool,
     /// The backend pid of the session when it took the lock.
     pid: AtomicI64,
-    client: tokio::sync::Mutex<Option<deadpool_postgres::ClientWrapper>>,
+    /// The session; the project's checks send on it too while it is free
+    /// ([`Database::with_home`]).
+    client: HomeSession,
 }
 
 impl LockSession {
@@ -80,6 +82,11 @@ impl LockSession {
             no_lock: AtomicBool::new(no_lock),
             ..LockSession::default()
         }
+    }
+
+    /// The session, to hand the project's [`Database`].
+    pub fn home(&self) -> HomeSession {
+        self.client.clone()
     }
 }
 

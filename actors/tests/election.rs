@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::TestDb;
 use registre_actors::check::{Check, Reporting, RunContext};
-use registre_actors::database::{Database, DbError};
+use registre_actors::database::{Database, DbError, HomeSession};
 use registre_actors::features::Features;
 use registre_actors::leader::{self, Found, LeaderElection};
 use registre_actors::sql;
@@ -22,6 +22,8 @@ const LEADER_SQL: &str = include_str!("../../sql/leader.sql");
 /// One instance of the monitor, as far as one project's election goes.
 struct Instance {
     election: LeaderElection,
+    /// The election's session, which the project's checks send on too.
+    home: HomeSession,
     cx: RunContext,
     state: MonitorState,
 }
@@ -47,6 +49,7 @@ impl Instance {
         let session = leader::start(&state, "dev", id, false, false);
         assert_eq!(state.role("dev"), Role::Undecided);
         Instance {
+            home: session.home(),
             election: LeaderElection::new(session),
             cx: RunContext {
                 settings,
@@ -202,6 +205,57 @@ fn a_lock_held_by_a_session_idle_for_three_intervals_is_orphaned() {
     assert_eq!(me.role(), Role::Undecided);
     assert!(me.role().acts() && me.role().speaks());
     drop(ghost);
+}
+
+/// The project's checks send on the election's session while it is free,
+/// so that a cycle wakes one backend: while it is busy, they take the pool
+/// at once; a session killed under them is
+/// replaced by the election's next run, and they follow it there.
+#[test]
+fn the_checks_send_on_the_election_session_while_it_is_free() {
+    let db = TestDb::new("el_home");
+    let mut me = Instance::new("host-a:1", INTERVAL);
+    db.run(async |pool| {
+        let checks = pool.clone().with_home(me.home.clone());
+        let backend = async |db: &Database| {
+            db.query_json::<i64>("SELECT to_json(pg_backend_pid())")
+                .await
+        };
+        let Found::Lock { found, .. } = me.elect(&checks).await else {
+            panic!("no lease table: the lock decides");
+        };
+        assert!(found.acting);
+        assert_eq!(backend(&checks).await.unwrap(), found.pid);
+        assert_eq!(backend(&checks).await.unwrap(), found.pid);
+        let pooled = {
+            let _busy = me.home.lock().await;
+            backend(&checks).await.unwrap()
+        };
+        assert_ne!(pooled, found.pid, "busy: the pool");
+        let kill = format!("SELECT to_json(pg_terminate_backend({}))", found.pid);
+        assert!(pool.query_json::<bool>(&kill).await.unwrap());
+        // The requests that find it gone fail (a connection error); once
+        // it is seen closed, none is sent on it.
+        let mut failed = 0;
+        let answered = loop {
+            match backend(&checks).await {
+                Ok(pid) => break pid,
+                Err(e) => assert!(e.is_connection() && failed < 10, "{e}"),
+            }
+            failed += 1;
+        };
+        assert_eq!(answered, pooled);
+        let Found::Lock {
+            found: again,
+            fresh,
+        } = me.elect(&checks).await
+        else {
+            panic!("no lease table: the lock decides");
+        };
+        assert!(fresh && again.acting && again.pid != found.pid);
+        assert_eq!(backend(&checks).await.unwrap(), again.pid);
+    });
+    assert_eq!(me.role(), Role::Acting);
 }
 
 /// A failed run leaves the role undecided, whatever it was: acting and
