@@ -19,18 +19,19 @@ use std::time::Duration;
 use deadpool_postgres::{Connect, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use futures_util::future::BoxFuture;
 use tokio::task::JoinHandle;
-use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::project::Project;
 
 mod error;
 mod prepared;
+mod send;
 
 pub use error::DbError;
 use error::cause_chain;
 pub use prepared::MAX_PREPARED;
 use prepared::Prepared;
+use send::{Commit, SendError};
 
 tokio::task_local! {
     /// The project whose database work is being done, for log lines that
@@ -102,37 +103,6 @@ impl fmt::Debug for Database {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Database").finish_non_exhaustive()
     }
-}
-
-/// Why [`Database::send_json`] failed: an answer that was an error, or no
-/// answer at all (the connection is then unusable); or, for a prepared
-/// statement, that this server connection lacks it or has it already.
-enum SendError {
-    Failed(DbError),
-    NoAnswer(DbError),
-    NotPrepared(DbError),
-    AlreadyPrepared(DbError),
-}
-
-impl SendError {
-    /// The error as the caller sees it.
-    fn into_error(self) -> DbError {
-        match self {
-            SendError::Failed(e)
-            | SendError::NoAnswer(e)
-            | SendError::NotPrepared(e)
-            | SendError::AlreadyPrepared(e) => e,
-        }
-    }
-}
-
-/// Whether a request's commit waits until it is on disk.
-#[derive(Clone, Copy)]
-enum Commit {
-    /// The server's setting (on, by default): the answer comes after.
-    Durable,
-    /// Not waited for: see [`Database::write_redoable`].
-    Redoable,
 }
 
 impl Database {
@@ -302,60 +272,6 @@ impl Database {
         }
     }
 
-    /// Sends `sql` with `values` on `client`: prepared as `prepared_as`
-    /// when named, else with the values written in place.
-    async fn send_on<T: serde::de::DeserializeOwned>(
-        &self,
-        client: &deadpool_postgres::ClientWrapper,
-        sql: &str,
-        values: &[String],
-        prepared_as: Option<prepared::Name>,
-        commit: Commit,
-    ) -> Result<T, SendError> {
-        match prepared_as {
-            Some(name) => self.send_prepared(client, sql, values, &name, commit).await,
-            None => {
-                let request = prepared::inline(sql, values);
-                self.send_json(client, &request, commit).await
-            }
-        }
-    }
-
-    /// Runs `sql` with `values` prepared as `name` on this pooled connection: executed
-    /// where the session has it, else prepared and executed in one
-    /// request; else (a pooler moved the request to a server connection
-    /// that has it already) sent as it is.
-    async fn send_prepared<T: serde::de::DeserializeOwned>(
-        &self,
-        client: &deadpool_postgres::ClientWrapper,
-        sql: &str,
-        values: &[String],
-        name: &prepared::Name,
-        commit: Commit,
-    ) -> Result<T, SendError> {
-        let session = Arc::as_ptr(&client.statement_cache) as usize;
-        if self.prepared.has(session, name) {
-            let execute = prepared::execute(&name.text, values);
-            match self.send_json(client, &execute, commit).await {
-                Err(SendError::NotPrepared(_)) => self.prepared.set(session, name, false),
-                other => return other,
-            }
-        }
-        let prepare = prepared::prepare_and_execute(&name.text, sql, values);
-        match self.send_json(client, &prepare, commit).await {
-            Err(SendError::AlreadyPrepared(_)) => {
-                self.prepared.set(session, name, true);
-                let request = prepared::inline(sql, values);
-                self.send_json(client, &request, commit).await
-            }
-            Ok(value) => {
-                self.prepared.set(session, name, true);
-                Ok(value)
-            }
-            other => other,
-        }
-    }
-
     /// A connection of the pool's, taken out of it for good: a session of
     /// its own (for a session-level lock). Dropping it closes it, and the
     /// pool may then open another.
@@ -375,57 +291,6 @@ impl Database {
         in_scope(self.project.clone(), sent)
             .await
             .map_err(SendError::into_error)
-    }
-
-    async fn send_json<T: serde::de::DeserializeOwned>(
-        &self,
-        client: &tokio_postgres::Client,
-        sql: &str,
-        commit: Commit,
-    ) -> Result<T, SendError> {
-        let request = format!(
-            "SET LOCAL statement_timeout = {}; {}{sql}",
-            self.statement_timeout.as_millis().max(1),
-            match commit {
-                Commit::Durable => "",
-                Commit::Redoable => "SET LOCAL synchronous_commit = off; ",
-            }
-        );
-        // The server's timeout should fire first; this one is for a network
-        // that stopped answering.
-        let deadline = self.statement_timeout + self.connect_timeout;
-        let sent = client.simple_query(&request);
-        let sent = crate::in_flight::every_project().track(&self.project, client, &self.tls, sent);
-        let result = tokio::time::timeout(deadline, sent).await;
-        let messages = match result {
-            Ok(Ok(messages)) => messages,
-            Ok(Err(e)) => {
-                use tokio_postgres::error::SqlState;
-                return Err(match e.code() {
-                    Some(&SqlState::INVALID_SQL_STATEMENT_NAME) => SendError::NotPrepared(e.into()),
-                    Some(&SqlState::DUPLICATE_PSTATEMENT) => SendError::AlreadyPrepared(e.into()),
-                    _ => SendError::Failed(e.into()),
-                });
-            }
-            Err(_) => {
-                return Err(SendError::NoAnswer(DbError::Timeout(format!(
-                    "no answer from the server within {} ms",
-                    deadline.as_millis()
-                ))));
-            }
-        };
-        let text = messages
-            .iter()
-            .find_map(|m| match m {
-                SimpleQueryMessage::Row(row) => Some(row.get(0)),
-                _ => None,
-            })
-            .flatten()
-            .ok_or_else(|| {
-                SendError::Failed(DbError::Query("the statement returned no row".into()))
-            })?;
-        serde_json::from_str(text)
-            .map_err(|e| SendError::Failed(DbError::Query(format!("unexpected result shape: {e}"))))
     }
 
     /// The project's name.
