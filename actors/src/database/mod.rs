@@ -243,33 +243,20 @@ impl Database {
         if let Some(mut home) = self.home.as_ref().and_then(|h| h.try_lock().ok())
             && let Some(client) = home.as_ref().filter(|c| !c.is_closed())
         {
-            return match self.send_on(client, sql, values, prepared_as, commit).await {
-                Err(SendError::NoAnswer(e) | SendError::Failed(e @ DbError::ReadOnly(_))) => {
-                    *home = None;
-                    Err(e)
-                }
-                sent => sent.map_err(SendError::into_error),
-            };
+            let sent = self.send_on(client, sql, values, prepared_as, commit).await;
+            if sent.as_ref().is_err_and(SendError::spoils_session) {
+                *home = None;
+            }
+            return sent.map_err(SendError::into_error);
         }
         let client = self.pool.get().await?;
-        match self
+        let sent = self
             .send_on(&client, sql, values, prepared_as, commit)
-            .await
-        {
-            Err(SendError::NoAnswer(e)) => {
-                // Never give a connection with a request in flight back.
-                drop(Object::take(client));
-                Err(e)
-            }
-            Err(SendError::Failed(e @ DbError::ReadOnly(_))) => {
-                // A session opened read-only (by default, or on a replica)
-                // stays so: let the next run open a fresh one, which sees
-                // the setting changed or the primary after a failover.
-                drop(Object::take(client));
-                Err(e)
-            }
-            sent => sent.map_err(SendError::into_error),
+            .await;
+        if sent.as_ref().is_err_and(SendError::spoils_session) {
+            drop(Object::take(client));
         }
+        sent.map_err(SendError::into_error)
     }
 
     /// A connection of the pool's, taken out of it for good: a session of

@@ -19,6 +19,17 @@ pub(super) enum SendError {
 }
 
 impl SendError {
+    /// Whether the session must be closed, not used again: a request may
+    /// still be in flight on it (no answer), or it was opened read-only
+    /// (by default, or on a replica) and stays so, where a fresh one sees
+    /// the setting changed or the primary after a failover.
+    pub(super) fn spoils_session(&self) -> bool {
+        matches!(
+            self,
+            SendError::NoAnswer(_) | SendError::Failed(DbError::ReadOnly(_))
+        )
+    }
+
     /// The error as the caller sees it.
     pub(super) fn into_error(self) -> DbError {
         match self {
@@ -59,7 +70,7 @@ impl Database {
         }
     }
 
-    /// Runs `sql` with `values` prepared as `name` on this pooled connection: executed
+    /// Runs `sql` with `values` prepared as `name` on this session: executed
     /// where the session has it, else prepared and executed in one
     /// request; else (a pooler moved the request to a server connection
     /// that has it already) sent as it is.
